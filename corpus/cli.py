@@ -1,0 +1,176 @@
+"""The `corpus` command line: thin wrappers over the library. Errors a user can fix are printed
+as one line and exit 1, never as a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from corpus import __version__
+from corpus.errors import CorpusError
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--scheduler / --workers / --quiet, shared by every command that computes."""
+    @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
+                  metavar="ADDRESS", help="Dask scheduler (tcp://host:8786) of an existing "
+                  "cluster. Default: a local cluster. Env: DASK_SCHEDULER_ADDRESS.")
+    @click.option("--workers", type=click.IntRange(min=1), default=None,
+                  help="Worker processes of the local cluster (default: one per core).")
+    @click.option("--quiet", is_flag=True, help="No progress bars.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, scheduler: str | None, workers: int | None, quiet: bool,
+                **kwargs: Any) -> Any:
+        from corpus.engine import Engine
+
+        with Engine(scheduler=scheduler, workers=workers, progress=not quiet) as engine:
+            return f(*args, engine=engine, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="corpus")
+def cli() -> None:
+    """Turn public source code into a training-ready corpus for code language models."""
+
+
+@cli.command("github-tables")
+@click.argument("sources", nargs=-1, metavar="[SRC]...")
+@click.option("--out", "out_dir", required=True, metavar="TABLES",
+              help="Folder for files.parquet, contents.parquet, licenses.parquet.")
+@click.option("--site-packages", is_flag=True,
+              help="Every installed distribution of this Python environment, as a repo "
+              "named pypi/NAME@VERSION.")
+@click.option("--site-packages-dir", "site_dirs", multiple=True, metavar="DIR",
+              help="A folder of installed distributions (pip install --target DIR). Repeatable.")
+@click.option("--include", multiple=True, metavar="PATTERN",
+              help="Only repos / distributions whose name matches (fnmatch). Repeatable.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip these. Repeatable.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def github_tables(sources: tuple[str, ...], out_dir: str, site_packages: bool,
+                  site_dirs: tuple[str, ...], include: tuple[str, ...],
+                  exclude: tuple[str, ...], overwrite: bool, engine: Any) -> None:
+    """Build GitHub-shaped tables (bigquery-public-data.github_repos) from local code.
+
+    Each SRC is a folder whose child folders are repositories (or a repository itself if it
+    has a .git). The license comes from LICENSE/COPYING files, or for distributions from
+    their metadata."""
+    from corpus.github.build import GithubTablesJob, GithubTablesOptions
+    from corpus.io import DatasetDir
+
+    opts = GithubTablesOptions(sources=list(sources), site_packages=site_packages,
+                               site_packages_dirs=list(site_dirs), include=list(include),
+                               exclude=list(exclude))
+    engine.run(GithubTablesJob(opts, DatasetDir(out_dir)), overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+@cli.command()
+@click.option("--engine", "engine_name", type=click.Choice(["duckdb"]), default="duckdb",
+              show_default=True, help="Where the SQL runs (duckdb: locally over --tables).")
+@click.option("--tables", required=True, metavar="TABLES",
+              help="Folder of files/contents/licenses tables (corpus github-tables).")
+@click.option("--query", required=True, metavar="FILE", help="BigQuery SQL template.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Query parameter; arrays as a,b,c or JSON. Repeatable.")
+@click.option("--out", "out_dir", metavar="DIR", help="Output dataset directory.")
+@click.option("--partition-size", default="64MiB", show_default=True, metavar="SIZE",
+              help="Target content bytes per output partition.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the transpiled SQL and the row/byte estimate; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def extract(engine_name: str, tables: str, query: str, params: tuple[str, ...],
+            out_dir: str | None, partition_size: str, dry_run: bool, overwrite: bool,
+            engine: Any) -> None:
+    """Run a query template over GitHub-shaped tables into a dataset directory."""
+    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions, describe
+    from corpus.extract.template import parse_assignments
+    from corpus.io import DatasetDir
+    from corpus.units import format_bytes, parse_size
+
+    if not dry_run and not out_dir:
+        raise click.UsageError("--out is required (or use --dry-run)")
+    opts = ExtractOptions(query=query, tables=tables, params=parse_assignments(list(params)),
+                          partition_bytes=parse_size(partition_size))
+    job = ExtractJob(opts, DatasetDir(out_dir or "unused-by-dry-run"))
+    if dry_run:
+        d = describe(job)
+        out.print(d["sql"], markup=False, highlight=False)
+        console.print(f"-- estimate: {d['rows']:,} rows, {format_bytes(d['content_bytes'])} "
+                      f"of content, {d['partitions']} partitions")
+        for name, t in d["tables_scanned"].items():
+            console.print(f"-- scans {name}: {t['rows']:,} rows, "
+                          f"{format_bytes(t['bytes'])} uncompressed")
+        return
+    engine.run(job, overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(directory: str, as_json: bool) -> None:
+    """Rows, bytes, languages, licenses and removal reasons of a dataset directory."""
+    from corpus import stats as st
+
+    s = st.collect(directory)
+    if as_json:
+        out.print_json(json.dumps(s, default=str))
+    else:
+        st.render(s, out)
+
+
+@cli.command()
+@click.argument("config", metavar="CONFIG.toml")
+@click.option("--output", default=None, metavar="ROOT", help="Override [pipeline].output.")
+@click.option("--overwrite", is_flag=True, help="Recompute every stage from scratch.")
+@engine_options
+def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
+    """Run a pipeline config: each stage into ROOT/<stage name>, resuming finished work."""
+    from corpus import pipeline
+
+    p = pipeline.load(config)
+
+    def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
+        console.print(f"[green]✓[/] {spec.name} ({spec.kind}) → {url}")
+
+    outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
+    out.rule("results")
+    for url in outputs.values():
+        _print_stats(url)
+        out.print()
+    out.print(f"outputs under {(output or p.output).rstrip('/')}/; "
+              f"see `corpus stats DIR` for any of them")
+
+
+def _print_stats(url: str) -> None:
+    from corpus import stats as st
+
+    st.render(st.collect(url), out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="corpus", standalone_mode=False)
+    except CorpusError as e:
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        console.print("[red]interrupted")
+        sys.exit(130)

@@ -1,0 +1,258 @@
+"""Runs stages on Dask. The only module that imports Dask.
+
+Default: a LocalCluster of one single-threaded worker process per core, on 127.0.0.1.
+`--scheduler tcp://host:8786` or DASK_SCHEDULER_ADDRESS: an existing cluster (dask-jobqueue,
+dask-kubernetes, Coiled, a hand-started `dask scheduler`); its workers need `corpus` installed
+and must see the input and output paths (a shared filesystem or an fsspec URL such as gs://).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+import uuid
+import warnings
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from corpus import manifest as mf
+from corpus.errors import ConfigError, CorpusError, InputError, InvariantError
+from corpus.stage import PartitionedJob, execute, now
+
+MANIFEST_EVERY_S = 2.0
+
+
+class Engine:
+    """A Dask client plus the stage runner: resume, progress, manifest, row invariant."""
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 progress: bool = True, console: Console | None = None):
+        self.scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        self.workers = workers
+        self.progress = progress
+        self.console = console or Console(stderr=True, soft_wrap=True)
+        self._client: Any = None
+        self._cluster: Any = None
+
+    # --- cluster lifecycle ----------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._start()
+        return self._client
+
+    def _start(self) -> None:
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            try:
+                self._client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as e:
+                raise InputError(f"cannot reach Dask scheduler {self.scheduler}: {e}") from e
+            where = f"scheduler {self.scheduler}"
+        else:
+            n = self.workers or os.cpu_count() or 1
+            dashboard = "127.0.0.1:8787" if importlib.util.find_spec("bokeh") else None
+            with warnings.catch_warnings():  # port 8787 taken: distributed picks another
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                self._cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address=dashboard, silence_logs=logging.ERROR,
+                )
+            self._client = Client(self._cluster)
+            where = f"local cluster, {n} worker process{'es' if n > 1 else ''}"
+        link = self._client.dashboard_link if self._cluster is None or dashboard else None
+        self.console.print(f"[dim]dask: {where}" + (f"; dashboard {link}" if link else ""))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def n_workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    # --- running work ---------------------------------------------------------------------
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one function on a worker (a global step) and return its result."""
+        return self.client.submit(fn, *args, pure=False, **kwargs).result()
+
+    def run(self, job: PartitionedJob, overwrite: bool = False,
+            replace_stale: bool = False) -> dict[str, Any]:
+        """Compute every partition of `job` not already done, then write its manifest.
+
+        overwrite: start from scratch. replace_stale: replace an output made from another
+        config or input (a pipeline owns its stage folders); otherwise that is an error."""
+        from distributed import as_completed
+
+        out = job.output
+        fp = mf.fingerprint(job.stage, job.config, job.input_hash)
+        existing = self._prepare(job, fp, overwrite, replace_stale)
+        if existing is not None and existing.get("complete"):
+            self.console.print(f"[dim]{job.stage}: {out.url} is up to date, nothing to do")
+            return existing
+        out.remove_temp_files()
+        keys = job.partitions()
+        done = {k: r for k, r in out.done_records().items()
+                if k in set(keys) and r.get("fingerprint") == fp}
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        t0 = time.perf_counter()
+        run = {"id": run_id, "started": now(), "finished": None, "seconds": None,
+               "computed": [], "reused": sorted(done), "scheduler": self.scheduler or "local",
+               "workers": self.n_workers()}
+        runs = [*(existing or {}).get("runs", []), run]
+        manifest = self._manifest(job, fp, keys, done, runs, complete=False)
+        out.write_manifest(manifest)
+
+        todo = [k for k in keys if k not in done]
+        futures = [
+            self.client.submit(execute, job, k, run_id, fp, pure=False,
+                               key=f"{job.stage}-{k}-{run_id}")
+            for k in todo
+        ]
+        last_write = time.monotonic()
+        with self._bar(f"{job.stage} → {out.url}", len(keys), len(done)) as advance:
+            for fut in as_completed(futures):
+                rec = self._result(fut, futures, job.stage)
+                done[rec["key"]] = rec
+                run["computed"].append(rec["key"])
+                advance()
+                if time.monotonic() - last_write > MANIFEST_EVERY_S:
+                    out.write_manifest(self._manifest(job, fp, keys, done, runs, False))
+                    last_write = time.monotonic()
+
+        records = [done[k] for k in keys]
+        check_rows(job.stage, out.url, records, job.expected_rows_in())
+        extra = {}
+        finish = getattr(job, "finish", None)
+        if finish is not None:
+            extra = self.call(finish, records) or {}
+        run["computed"].sort()
+        run.update(finished=now(), seconds=round(time.perf_counter() - t0, 3))
+        manifest = self._manifest(job, fp, keys, done, runs, complete=True)
+        manifest.update(extra)
+        out.write_manifest(manifest)
+        if out.exists("_done"):
+            out.fs.rm(out.join("_done"), recursive=True)
+        return manifest
+
+    # --- helpers --------------------------------------------------------------------------
+    def _prepare(self, job: PartitionedJob, fp: str, overwrite: bool,
+                 replace_stale: bool) -> dict[str, Any] | None:
+        """Decide whether the output directory can be reused, resumed or must be refused."""
+        out = job.output
+        existing = out.manifest()
+        if existing is not None and existing.get("fingerprint") == fp and not overwrite:
+            return existing
+        if existing is None and out.is_empty():
+            return None
+        if existing is not None and replace_stale and not overwrite:
+            self.console.print(f"[yellow]{job.stage}: config or input changed, recomputing "
+                               f"{out.url}")
+        elif not overwrite:
+            if existing is None:
+                raise ConfigError(
+                    f"{out.url} exists, is not empty and holds no manifest.json: refusing to "
+                    "write into it (choose another output, or pass --overwrite to replace it)")
+            raise ConfigError(
+                f"{out.url} holds output of another '{existing.get('stage')}' run (different "
+                "config, input or version); pass --overwrite to replace it")
+        out.clear()
+        return None
+
+    def _manifest(self, job: PartitionedJob, fp: str, keys: list[str],
+                  done: dict[str, dict[str, Any]], runs: list[dict[str, Any]],
+                  complete: bool) -> dict[str, Any]:
+        records = [done[k] for k in keys if k in done]
+        return {
+            "format": mf.FORMAT,
+            "stage": job.stage,
+            "config": job.config,
+            "fingerprint": fp,
+            "input": getattr(job, "input_url", None),
+            "input_hash": job.input_hash,
+            "code_version": mf.code_version(),
+            "complete": complete,
+            "partitions_total": len(keys),
+            **mf.totals(records),
+            "timings": {
+                "partition_seconds": round(sum(r.get("seconds", 0) for r in records), 3),
+                "run_seconds": round(sum(r.get("seconds") or 0 for r in runs), 3),
+            },
+            "runs": runs,
+            "partitions": records,
+        }
+
+    def _result(self, fut: Any, futures: list[Any], label: str) -> Any:
+        from distributed.scheduler import KilledWorker
+
+        try:
+            return fut.result()
+        except KilledWorker as e:
+            self.client.cancel(futures)
+            raise CorpusError(
+                f"{label}: task {fut.key} killed its worker repeatedly (out of memory?): {e}"
+            ) from e
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
+    def _bar(self, label: str, total: int, completed: int) -> _Bar:
+        return _Bar(self.console, label, total, completed, enabled=self.progress)
+
+
+class _Bar:
+    """A rich progress bar over partitions; a no-op when progress is off."""
+
+    def __init__(self, console: Console, label: str, total: int, completed: int,
+                 enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.label, self.total, self.completed = label, total, completed
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        self.progress.start()
+        task = self.progress.add_task(self.label, total=self.total, completed=self.completed)
+        return lambda: self.progress.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def check_rows(stage: str, url: str, records: list[dict[str, Any]],
+               expected_in: int | None) -> None:
+    """The accounting invariant: every input row is either kept or removed with a reason."""
+    for r in records:
+        if r["rows_in"] != r["rows"] + r["removed"]:
+            raise InvariantError(
+                f"{stage} lost rows in {url} partition {r['key']}: {r['rows_in']} in, "
+                f"{r['rows']} kept + {r['removed']} removed")
+    total_in = sum(r["rows_in"] for r in records)
+    if expected_in is not None and total_in != expected_in:
+        raise InvariantError(
+            f"{stage} accounted for {total_in} rows in {url}, but its input has {expected_in}")

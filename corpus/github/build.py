@@ -1,0 +1,209 @@
+"""`corpus github-tables`: GitHub-shaped `files`, `contents`, `licenses` tables from local code.
+
+Work is split in two: chunks of repositories are walked and hashed in parallel (each writes its
+files rows, its distinct blobs and its licenses under `_chunks/`), then one global step on the
+engine merges them with DuckDB (out of core): `copies` counted over all files, blobs deduplicated,
+everything sorted so the same sources always give byte-identical tables.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from corpus import duck, schema
+from corpus.errors import InputError
+from corpus.github import licenses, sources
+from corpus.github.blob import MAX_CONTENT_BYTES, read_blob
+from corpus.io import DatasetDir
+from corpus.manifest import digest
+from corpus.stage import DocumentStats, reason_counts
+
+STAGE = "github-tables"
+CHUNKS = "_chunks"
+#: Small row groups, sorted by id: a query over an id range (one extract partition) reads only
+#: the groups whose min/max overlap it.
+TABLE_ROW_GROUP_BYTES = 4 * 1024 * 1024
+BLOBS = (schema.Column("id", schema.STRING), schema.Column("size", schema.INT64),
+         schema.Column("content", schema.STRING), schema.Column("binary", schema.BOOL))
+
+
+@dataclass
+class GithubTablesOptions:
+    sources: list[str] = field(default_factory=list)  # folders of repositories
+    site_packages: bool = False  # every distribution of the running environment
+    site_packages_dirs: list[str] = field(default_factory=list)  # e.g. `pip install --target`
+    include: list[str] = field(default_factory=list)  # fnmatch patterns on repo/package names
+    exclude: list[str] = field(default_factory=list)
+    chunk_bytes: int = 64 * 1024 * 1024  # work per task, by the sizes distributions declare
+
+
+def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
+    repos: list[sources.Repo] = []
+    for src in opts.sources:
+        repos += sources.dir_repos(src)
+    dirs = list(opts.site_packages_dirs) + (sources.site_dirs() if opts.site_packages else [])
+    if dirs:
+        repos += sources.dist_repos(dirs)
+    if not (opts.sources or dirs):
+        raise InputError("nothing to read: give SRC folders, --site-packages or "
+                         "--site-packages-dir")
+    names: set[str] = set()
+    unique = []
+    for r in sources.select(repos, opts.include, opts.exclude):
+        if r.name not in names:
+            names.add(r.name)
+            unique.append(r)
+    if not unique:
+        raise InputError("no repositories found" + (
+            f" matching --include {opts.include}" if opts.include else ""))
+    return unique
+
+
+def group(repos: list[sources.Repo], chunk_bytes: int) -> list[list[sources.Repo]]:
+    """Consecutive repositories packed into chunks of about chunk_bytes (unknown size: alone)."""
+    chunks: list[list[sources.Repo]] = []
+    size = 0
+    for r in repos:
+        if not chunks or r.size_hint == 0 or size + r.size_hint > chunk_bytes \
+                or chunks[-1][-1].size_hint == 0:
+            chunks.append([r])
+            size = r.size_hint
+        else:
+            chunks[-1].append(r)
+            size += r.size_hint
+    return chunks
+
+
+def detect_license(repo: sources.Repo) -> tuple[str | None, str]:
+    texts = sources.license_texts(repo)
+    if repo.kind == "dist":
+        from importlib.metadata import Distribution
+
+        return licenses.from_metadata(Distribution.at(repo.meta_dir).metadata, texts)
+    for text in texts:
+        if key := licenses.detect_text(text):
+            return key, "license file"
+    return None, "none"
+
+
+class GithubTablesJob:
+    stage = STAGE
+
+    def __init__(self, opts: GithubTablesOptions, output: DatasetDir):
+        self.output = output
+        repos = discover(opts)
+        total = sum(r.size_hint for r in repos)
+        # at least ~16 chunks when there is enough to split, so small inputs use every worker
+        self.chunks = group(repos, max(1 << 20, min(opts.chunk_bytes, total // 16)))
+        self.config = asdict(opts)
+        self.config["sources"] = [os.path.abspath(s) for s in opts.sources]
+        self.config["site_packages_dirs"] = [os.path.abspath(s) for s in opts.site_packages_dirs]
+        self.input_hash = digest([r.identity for r in repos])
+
+    def partitions(self) -> list[str]:
+        return [f"chunk-{i:05d}" for i in range(len(self.chunks))]
+
+    def expected_rows_in(self) -> int | None:
+        return None  # files are enumerated on the workers; each chunk accounts for its own
+
+    def run_partition(self, key: str) -> dict[str, Any]:
+        repos = self.chunks[int(key.split("-")[1])]
+        files: dict[str, list[Any]] = {c.name: [] for c in schema.FILES}
+        blobs: dict[str, Any] = {}
+        removed: dict[str, list[Any]] = {c.name: [] for c in schema.REMOVED}
+        lic_rows: dict[str, list[str]] = {"repo_name": [], "license": []}
+        unlicensed, rows_in = [], 0
+        for repo in repos:
+            key_, _ = detect_license(repo)
+            if key_:
+                lic_rows["repo_name"].append(repo.name)
+                lic_rows["license"].append(key_)
+            else:
+                unlicensed.append(repo.name)
+            for entry in sources.walk(repo):
+                rows_in += 1
+                reason = entry.skip
+                if reason is None:
+                    try:
+                        blob = read_blob(entry.abspath, MAX_CONTENT_BYTES)
+                    except OSError as e:
+                        reason = f"unreadable: {e.strerror or e}"
+                if reason is not None:
+                    for col, v in (("id", None), ("repo_name", repo.name), ("path", entry.path),
+                                   ("size", None), ("stage", STAGE), ("reason", reason)):
+                        removed[col].append(v)
+                    continue
+                for col, v in (("repo_name", repo.name), ("ref", repo.ref), ("path", entry.path),
+                               ("mode", blob.mode), ("id", blob.id),
+                               ("symlink_target", blob.symlink_target)):
+                    files[col].append(v)
+                blobs.setdefault(blob.id, blob)
+        out = self.output
+        written = [
+            self._write(f"{CHUNKS}/files/{key}.parquet", files, schema.FILES),
+            self._write(f"{CHUNKS}/blobs/{key}.parquet", {
+                "id": [b.id for b in blobs.values()], "size": [b.size for b in blobs.values()],
+                "content": [b.content for b in blobs.values()],
+                "binary": [b.binary for b in blobs.values()]}, BLOBS),
+            self._write(f"{CHUNKS}/licenses/{key}.parquet", lic_rows, schema.LICENSES),
+        ]
+        n_removed = len(removed["path"])
+        if n_removed:
+            written.append(self._write(out.removed_file(key), removed, schema.REMOVED))
+        return {
+            "rows_in": rows_in, "rows": len(files["path"]), "removed": n_removed,
+            "bytes": sum(n for _, n in written),
+            "content_bytes": sum(b.size for b in blobs.values()),
+            "reasons": reason_counts(pa.table(removed)) if n_removed else {},
+            "licenses": _count(lic_rows["license"]), "languages": {},
+            "repos": [r.name for r in repos], "unlicensed": unlicensed,
+            "files": [rel for rel, _ in written],
+        }
+
+    def _write(self, rel: str, cols: dict[str, list[Any]], columns) -> tuple[str, int]:
+        arrow = schema.arrow_schema(columns)
+        table = pa.table({c.name: pa.array(cols[c.name], c.arrow) for c in columns}, schema=arrow)
+        return rel, self.output.write_parquet(rel, table, arrow)
+
+    def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Merge the chunks into the three tables (runs on a worker)."""
+        out = self.output
+        con = duck.connect()
+        chunk = {kind: [f"{out.url.rstrip('/')}/{CHUNKS}/{kind}/{r['key']}.parquet"
+                        for r in records] for kind in ("files", "blobs", "licenses")}
+        scan = {k: duck.parquet_scan(con, v) for k, v in chunk.items()}
+        queries = {
+            "files": f"SELECT * FROM {scan['files']} ORDER BY repo_name, path",
+            "contents": f"""
+                WITH counts AS (SELECT id, count(*) AS copies FROM {scan['files']} GROUP BY id),
+                     blobs AS (SELECT DISTINCT ON (id) id, size, content, "binary"
+                               FROM {scan['blobs']} ORDER BY id)
+                SELECT b.id, b.size, b.content, b."binary", c.copies
+                FROM blobs b JOIN counts c USING (id) ORDER BY b.id""",
+            "licenses": f"SELECT * FROM {scan['licenses']} ORDER BY repo_name",
+        }
+        tables = {}
+        for name, sql in queries.items():
+            columns = schema.GITHUB_TABLES[name]
+            counter = DocumentStats()
+            reader = counter.watch(con.execute(sql).to_arrow_reader(8192))
+            nbytes = out.write_parquet(f"{name}.parquet", reader, schema.arrow_schema(columns),
+                                       row_group_bytes=TABLE_ROW_GROUP_BYTES)
+            tables[name] = {"rows": counter.rows, "bytes": nbytes}
+        con.close()
+        out.fs.rm(posixpath.join(out.path, CHUNKS), recursive=True)
+        unlicensed = sorted(n for r in records for n in r.get("unlicensed", []))
+        return {"tables": tables, "repos": sum(len(r.get("repos", [])) for r in records),
+                "unlicensed_repos": unlicensed}
+
+
+def _count(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out

@@ -1,0 +1,235 @@
+"""Dataset directories on any fsspec filesystem: atomic Parquet partitions, removed rows, JSON.
+
+Layout of a dataset directory (see docs/datasets.md):
+    part-00000.parquet ...        documents, zstd
+    removed/part-00000.parquet    one row per dropped document (only where some were dropped)
+    _done/part-00000.json         a partition's record, written after its data (resume marker)
+    manifest.json                 the stage's record: config, input hash, counts, timings
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpus.errors import InputError
+
+COMPRESSION = "zstd"
+#: Target uncompressed bytes per Parquet row group: big enough to compress well, small enough
+#: that a reader (or DuckDB's row-group pruning) does not pull a whole partition at once.
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+DONE_DIR = "_done"
+REMOVED_DIR = "removed"
+MANIFEST = "manifest.json"
+TMP_MARK = ".tmp-"
+
+
+def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/") or "/"
+
+
+class DatasetDir:
+    """A directory of Parquet partitions plus its manifest, addressed by local path or URL."""
+
+    def __init__(self, url: str):
+        self.url = str(url)
+        self.fs, self.path = url_to_fs(self.url)
+
+    def __repr__(self) -> str:
+        return f"DatasetDir({self.url!r})"
+
+    def __reduce__(self):  # ship the URL to workers, not the filesystem object
+        return (DatasetDir, (self.url,))
+
+    # --- paths ----------------------------------------------------------------------------
+    def join(self, *parts: str) -> str:
+        return posixpath.join(self.path, *parts)
+
+    @staticmethod
+    def part_file(key: str) -> str:
+        return f"{key}.parquet"
+
+    @staticmethod
+    def removed_file(key: str) -> str:
+        return posixpath.join(REMOVED_DIR, f"{key}.parquet")
+
+    @staticmethod
+    def marker_file(key: str) -> str:
+        return posixpath.join(DONE_DIR, f"{key}.json")
+
+    def exists(self, rel: str = "") -> bool:
+        return self.fs.exists(self.join(rel) if rel else self.path)
+
+    def is_empty(self) -> bool:
+        return not self.exists() or not self.fs.ls(self.path)
+
+    # --- JSON -----------------------------------------------------------------------------
+    def read_json(self, rel: str) -> dict[str, Any] | None:
+        path = self.join(rel)
+        if not self.fs.exists(path):
+            return None
+        try:
+            with self.fs.open(path, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {self.url}/{rel}: {e}") from e
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        data = json.dumps(obj, indent=1, sort_keys=True, default=str).encode() + b"\n"
+        self._atomic(rel, lambda f: f.write(data))
+
+    def manifest(self) -> dict[str, Any] | None:
+        return self.read_json(MANIFEST)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.write_json(MANIFEST, manifest)
+
+    # --- Parquet --------------------------------------------------------------------------
+    def write_parquet(
+        self, rel: str, data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema,
+        row_group_bytes: int = ROW_GROUP_BYTES,
+    ) -> int:
+        """Write atomically (temp name, then rename); return the file's size in bytes."""
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+
+        def write(f):
+            with pq.ParquetWriter(f, schema, compression=COMPRESSION) as w:
+                for group in row_groups(batches, schema, row_group_bytes):
+                    w.write_table(group)
+
+        self._atomic(rel, write)
+        return int(self.fs.size(self.join(rel)))
+
+    def read_parquet(self, rel: str, columns: list[str] | None = None) -> pa.Table:
+        path = self.join(rel)
+        try:
+            with self.fs.open(path, "rb") as f:
+                return pq.read_table(f, columns=columns)
+        except FileNotFoundError as e:
+            raise InputError(f"missing Parquet file {self.url}/{rel}") from e
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"cannot read Parquet file {self.url}/{rel}: {e}") from e
+
+    def _atomic(self, rel: str, write) -> None:
+        final = self.join(rel)
+        parent = posixpath.dirname(final)
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{final}{TMP_MARK}{uuid.uuid4().hex[:12]}"
+        try:
+            with self.fs.open(tmp, "wb") as f:
+                write(f)
+            self.fs.mv(tmp, final)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+
+    # --- partitions -----------------------------------------------------------------------
+    def partition_keys(self) -> list[str]:
+        """Partitions in order: the manifest's list, else every top-level *.parquet file."""
+        manifest = self.manifest()
+        if manifest is not None:
+            if not manifest.get("complete"):
+                raise InputError(
+                    f"{self.url} is incomplete (its stage has not finished); re-run that stage"
+                )
+            return [p["key"] for p in manifest["partitions"]]
+        if not self.exists():
+            raise InputError(f"no such dataset directory: {self.url}")
+        files = sorted(p for p in self.fs.ls(self.path, detail=False) if p.endswith(".parquet"))
+        if not files:
+            raise InputError(f"{self.url} holds no manifest.json and no *.parquet files")
+        return [posixpath.basename(p)[: -len(".parquet")] for p in files]
+
+    def done_records(self) -> dict[str, dict[str, Any]]:
+        """Records of finished partitions: marker present and every file it lists exists."""
+        records: dict[str, dict[str, Any]] = {}
+        done = self.join(DONE_DIR)
+        if not self.fs.exists(done):
+            return records
+        for path in self.fs.ls(done, detail=False):
+            name = posixpath.basename(path)
+            if not name.endswith(".json") or TMP_MARK in name:
+                continue
+            rec = self.read_json(posixpath.join(DONE_DIR, name))
+            if rec and all(self.fs.exists(self.join(f)) for f in rec.get("files", [])):
+                records[rec["key"]] = rec
+        return records
+
+    def clear(self) -> None:
+        if self.fs.exists(self.path):
+            self.fs.rm(self.path, recursive=True)
+
+    def remove_temp_files(self) -> int:
+        """Delete leftovers of writes that died before their rename."""
+        if not self.fs.exists(self.path):
+            return 0
+        leftovers = [p for p in self.fs.find(self.path) if TMP_MARK in posixpath.basename(p)]
+        for p in leftovers:
+            self.fs.rm(p)
+        return len(leftovers)
+
+
+def row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+               target: int = ROW_GROUP_BYTES) -> Iterator[pa.Table]:
+    """Regroup batches into row groups of about `target` bytes. A group ends at the first row
+    where the bytes since the group's start reach the target, whatever the incoming batch sizes,
+    so the same rows always give byte-identical files."""
+    pending: list[pa.RecordBatch] = []
+    pending_bytes = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        if batch.schema != schema:
+            batch = batch.cast(schema)
+        pending.append(batch)
+        pending_bytes += int(row_bytes(batch).sum())
+        if pending_bytes < target:
+            continue
+        table = pa.Table.from_batches(pending, schema=schema)
+        start = 0
+        for end in _cut_points(row_bytes(table), target):
+            yield table.slice(start, end - start)
+            start = end
+        rest = table.slice(start).combine_chunks()
+        pending = rest.to_batches()
+        pending_bytes = int(row_bytes(rest).sum())
+    if pending:
+        yield pa.Table.from_batches(pending, schema=schema)
+
+
+def _cut_points(sizes: np.ndarray, target: int) -> list[int]:
+    """End rows (exclusive) of each full group: where bytes since the last cut reach target."""
+    cum = np.cumsum(sizes)
+    cuts: list[int] = []
+    reach = target
+    while True:
+        i = int(np.searchsorted(cum, reach, side="left"))
+        if i >= len(cum):
+            return cuts
+        cuts.append(i + 1)
+        reach = int(cum[i]) + target
+
+
+def row_bytes(data: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """Bytes per row: string/binary lengths plus 8 per other column (an estimate that depends
+    only on the row's values, never on how batches were sliced)."""
+    total = np.zeros(data.num_rows, dtype=np.int64)
+    for col in data.columns:
+        t = col.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+                or pa.types.is_large_binary(t):
+            total += pc.fill_null(pc.binary_length(col), 0).to_numpy(zero_copy_only=False)
+        else:
+            total += 8
+    return total

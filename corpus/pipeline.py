@@ -1,0 +1,141 @@
+"""`corpus run CONFIG.toml`: stages in order, each into its own folder under one output root.
+
+    [pipeline]
+    output = "out/demo"              # the root; relative paths are relative to the cwd
+
+    [[stages]]
+    name = "tables"                  # also the output folder's name
+    kind = "github-tables"           # a key of KINDS
+    site_packages = true             # the kind's options
+
+    [[stages]]
+    name = "python"
+    kind = "extract"
+    input = "tables"                 # an earlier stage's name, or a path / URL
+    query = "queries/github_python.sql"
+
+A stage whose output is complete and was made from the same config and input is skipped; one
+whose config or input changed is recomputed; a half-done one resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from corpus.engine import Engine
+from corpus.errors import ConfigError, InputError
+from corpus.io import DatasetDir
+from corpus.units import parse_size
+
+
+@dataclass
+class StageSpec:
+    name: str
+    kind: str
+    input: str | None
+    options: dict[str, Any]
+
+
+@dataclass
+class Pipeline:
+    path: str
+    output: str
+    stages: list[StageSpec] = field(default_factory=list)
+
+
+def _options(cls: type, spec: dict[str, Any], where: str, sizes: tuple[str, ...] = ()) -> Any:
+    """Build an options dataclass from a TOML table, refusing unknown keys by name."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option {', '.join(unknown)} "
+                          f"(allowed: {', '.join(sorted(allowed))})")
+    values = {k: parse_size(v) if k in sizes else v for k, v in spec.items()}
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def _github_tables(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+                   **kw: Any) -> dict[str, Any]:
+    from corpus.github.build import GithubTablesJob, GithubTablesOptions
+
+    opts = _options(GithubTablesOptions, spec.options, f"stage {spec.name}", ("chunk_bytes",))
+    return engine.run(GithubTablesJob(opts, out), **kw)
+
+
+def _extract(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+             **kw: Any) -> dict[str, Any]:
+    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
+
+    options = dict(spec.options)
+    engine_name = options.pop("engine", "duckdb")
+    if engine_name != "duckdb":
+        raise ConfigError(f"stage {spec.name}: unknown engine {engine_name!r} (known: duckdb)")
+    if input_url is None:
+        raise ConfigError(f"stage {spec.name}: extract needs `input` (a tables folder or the "
+                          "name of a github-tables stage)")
+    options["tables"] = input_url
+    opts = _options(ExtractOptions, options, f"stage {spec.name}", ("partition_bytes",))
+    return engine.run(ExtractJob(opts, out), **kw)
+
+
+#: Stage kinds a config can name. A new stage kind adds one entry here.
+KINDS: dict[str, Callable[..., dict[str, Any]]] = {
+    "github-tables": _github_tables,
+    "extract": _extract,
+}
+
+
+def load(path: str) -> Pipeline:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise InputError(f"cannot read pipeline config {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    head = data.get("pipeline", {})
+    if "output" not in head:
+        raise ConfigError(f"{path}: [pipeline] needs `output`, the folder for all stages")
+    stages, names = [], set()
+    for i, raw in enumerate(data.get("stages", []), 1):
+        raw = dict(raw)
+        name, kind = raw.pop("name", None), raw.pop("kind", None)
+        if not name or not kind:
+            raise ConfigError(f"{path}: stage #{i} needs `name` and `kind`")
+        if kind not in KINDS:
+            raise ConfigError(f"{path}: stage {name}: unknown kind {kind!r} "
+                              f"(known: {', '.join(sorted(KINDS))})")
+        if name in names or "/" in name:
+            raise ConfigError(f"{path}: stage name {name!r} is repeated or has a '/'")
+        names.add(name)
+        stages.append(StageSpec(name, kind, raw.pop("input", None), raw))
+    if not stages:
+        raise ConfigError(f"{path}: no [[stages]]")
+    return Pipeline(path, head["output"], stages)
+
+
+def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool = False,
+        on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None = None,
+        ) -> dict[str, str]:
+    """Run every stage in order; return stage name -> output URL."""
+    root = (output or p.output).rstrip("/")
+    done: dict[str, str] = {}
+    for spec in p.stages:
+        input_url = done.get(spec.input, spec.input) if spec.input else None
+        if spec.input and spec.input not in done and spec.input in {s.name for s in p.stages}:
+            raise ConfigError(f"stage {spec.name} reads {spec.input}, which runs after it")
+        out = DatasetDir(posixpath.join(root, spec.name))
+        manifest = KINDS[spec.kind](engine, spec, input_url, out, overwrite=overwrite,
+                                    replace_stale=True)
+        done[spec.name] = out.url
+        if on_stage:
+            on_stage(spec, out.url, manifest)
+    return done

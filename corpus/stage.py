@@ -1,0 +1,133 @@
+"""The stage contract: what the engine runs, and the helpers every stage uses to write output.
+
+A stage is a *partitioned job*: a list of partition keys, and a pure function that computes one
+partition on a worker and writes it atomically. The engine (corpus/engine.py) schedules the keys,
+skips finished ones, records them and checks rows in = kept + removed. Stages never import Dask.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpus import schema
+from corpus.io import DatasetDir
+
+
+@runtime_checkable
+class PartitionedJob(Protocol):
+    stage: str  # kind of stage, e.g. "extract"
+    config: dict[str, Any]  # JSON-able options; part of the output's fingerprint
+    output: DatasetDir
+    input_hash: str | None
+
+    def partitions(self) -> list[str]:
+        """Keys of all partitions, in output order. Cheap; runs on the client."""
+        ...
+
+    def expected_rows_in(self) -> int | None:
+        """Total rows the stage must account for (kept + removed), if known up front."""
+        ...
+
+    def run_partition(self, key: str) -> dict[str, Any]:
+        """Compute and atomically write one partition; return its record (see write_documents)."""
+        ...
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def execute(job: PartitionedJob, key: str, run_id: str, fp: str) -> dict[str, Any]:
+    """Run one partition on a worker and leave its marker: the data first, then the record,
+    so a marker always means the data is complete."""
+    t0 = time.perf_counter()
+    rec = job.run_partition(key)
+    rec.update(key=key, run=run_id, fingerprint=fp, finished=now(),
+               seconds=round(time.perf_counter() - t0, 4))
+    job.output.write_json(DatasetDir.marker_file(key), rec)
+    return rec
+
+
+class DocumentStats:
+    """Counts kept while documents stream past: rows, content bytes, languages, licenses."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.content_bytes = 0
+        self.languages: Counter[str] = Counter()
+        self.licenses: Counter[str] = Counter()
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.rows += batch.num_rows
+        names = batch.schema.names
+        if "content" in names:
+            self.content_bytes += int(pc.sum(pc.binary_length(batch.column("content"))).as_py()
+                                      or 0)
+        for field, counter in (("language", self.languages), ("license", self.licenses)):
+            if field in names:
+                vc = pc.value_counts(pc.fill_null(batch.column(field), "(none)"))
+                for item in vc.to_pylist():
+                    counter[item["values"]] += item["counts"]
+
+    def watch(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            self.add(b)
+            yield b
+
+
+def reason_counts(removed: pa.Table) -> dict[str, dict[str, int]]:
+    """Per rule: rows and bytes removed."""
+    out: dict[str, dict[str, int]] = {}
+    if removed.num_rows == 0:
+        return out
+    sizes = removed.column("size").to_pylist()
+    for reason, size in zip(removed.column("reason").to_pylist(), sizes, strict=True):
+        c = out.setdefault(schema.reason_key(reason), {"rows": 0, "bytes": 0})
+        c["rows"] += 1
+        c["bytes"] += size or 0
+    return out
+
+
+def write_documents(
+    out: DatasetDir,
+    key: str,
+    kept: pa.Table | Iterable[pa.RecordBatch],
+    columns: tuple[schema.Column, ...],
+    removed: pa.Table | None = None,
+    rows_in: int | None = None,
+    extra_fields: list[pa.Field] | None = None,
+) -> dict[str, Any]:
+    """Write a partition's kept documents and removed rows; return the partition record.
+
+    `rows_in` is what the stage read; when the stage is a source (extraction) it is None and
+    the written rows are the input."""
+    arrow = schema.arrow_schema(columns)
+    for f in extra_fields or []:
+        arrow = arrow.append(f)
+    stats = DocumentStats()
+    batches = kept.to_batches() if isinstance(kept, pa.Table) else kept
+    nbytes = out.write_parquet(out.part_file(key), stats.watch(batches), arrow)
+    files = [out.part_file(key)]
+    removed = removed if removed is not None else schema.empty(schema.REMOVED)
+    if removed.num_rows:
+        removed = schema.conform(removed, schema.REMOVED)
+        out.write_parquet(out.removed_file(key), removed, removed.schema)
+        files.append(out.removed_file(key))
+    return {
+        "rows_in": stats.rows + removed.num_rows if rows_in is None else rows_in,
+        "rows": stats.rows,
+        "removed": removed.num_rows,
+        "bytes": nbytes,
+        "content_bytes": stats.content_bytes,
+        "reasons": reason_counts(removed),
+        "languages": dict(stats.languages),
+        "licenses": dict(stats.licenses),
+        "files": files,
+    }
