@@ -132,8 +132,10 @@ def test_killed_stage_resumes_byte_identical(site_tables, tmp_path, engine):
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     markers = out / "_done"
-    wait_for(lambda: markers.exists() and len(list(markers.glob("*.json"))) >= 3, 120,
+    wait_for(lambda: proc.poll() is not None
+             or (markers.exists() and len(list(markers.glob("*.json"))) >= 3), 120,
              "three finished partitions")
+    assert proc.poll() is None, "the stage ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {p.stem for p in markers.glob("*.json")}
@@ -164,8 +166,10 @@ def test_worker_killed_mid_stage_is_retried(site_tables, tmp_path, external_clus
                           capture_output=True).returncode == 0
     proc = subprocess.Popen(extract_cmd(site_tables, out, "--scheduler", address),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (out / "_done").exists() and len(list((out / "_done").glob("*"))) >= 2,
+    wait_for(lambda: proc.poll() is not None
+             or ((out / "_done").exists() and len(list((out / "_done").glob("*"))) >= 2),
              120, "two finished partitions")
+    assert proc.poll() is None, "the stage ended before a worker could be killed"
     nanny = psutil.Process(procs[1].pid)
     for child in nanny.children(recursive=True):  # the worker process under its nanny
         child.send_signal(signal.SIGKILL)

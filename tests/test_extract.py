@@ -135,3 +135,13 @@ def test_template_declarations():
     assert template.bind(t, {"min_size": "2_048"})["min_size"] == 2048
     with pytest.raises(ConfigError, match=r"parameter @min_size \(INT64\)"):
         template.bind(t, {"min_size": "big"})
+
+
+def test_fsspec_urls_for_tables_and_output(engine, site_tables, tmp_path):
+    plain, url = tmp_path / "plain", tmp_path / "url"
+    extract(engine, site_tables, plain, "github_python.sql", partition_bytes=4 << 20)
+    job = ExtractJob(ExtractOptions(query=str(QUERIES / "github_python.sql"),
+                                    tables=f"file://{site_tables}", partition_bytes=4 << 20),
+                     DatasetDir(f"file://{url}"))
+    engine.run(job)
+    assert parquet_files(plain) == parquet_files(url)

@@ -201,3 +201,21 @@ def test_include_exclude_and_rebuild_identical(repos, tmp_path, engine):
                                DatasetDir(str(b))))
     assert {r["repo_name"] for r in read(a, "files").to_pylist()} == {f"{repos.name}/idna"}
     assert parquet_files(a) == parquet_files(b)
+
+
+def test_site_packages_dir_like_pip_target(site_tables, tmp_path, engine):
+    """A folder made like `pip install --target`: the same repository as from site-packages."""
+    import idna
+
+    sp = Path(idna.__file__).parent.parent
+    target = tmp_path / "target"
+    shutil.copytree(sp / "idna", target / "idna")
+    info = next(sp.glob("idna-*.dist-info"))
+    shutil.copytree(info, target / info.name)
+    out = tmp_path / "tables"
+    engine.run(GithubTablesJob(GithubTablesOptions(site_packages_dirs=[str(target)]),
+                               DatasetDir(str(out))))
+    ours = {(r["repo_name"], r["path"], r["id"]) for r in read(out, "files").to_pylist()}
+    ref = {(r["repo_name"], r["path"], r["id"]) for r in read(site_tables, "files").to_pylist()
+           if r["repo_name"].startswith("pypi/idna@")}
+    assert ours == ref and ours

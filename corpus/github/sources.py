@@ -14,7 +14,7 @@ import io
 import os
 import posixpath
 import re
-import sys
+import site
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import Distribution
@@ -115,10 +115,14 @@ def walk_dir(repo: Repo) -> Iterator[Entry]:
 
 # --- installed distributions -------------------------------------------------------------
 def site_dirs() -> list[str]:
-    """The folders the running interpreter imports from (where its distributions live)."""
+    """The running environment's site-packages folders (and the user's, when enabled). Not
+    every sys.path entry: the current directory may hold a project's own .egg-info."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
     seen, out = set(), []
-    for p in sys.path:
-        p = os.path.abspath(p or ".")
+    for p in dirs:
+        p = os.path.abspath(p)
         if p not in seen and os.path.isdir(p):
             seen.add(p)
             out.append(p)
@@ -128,10 +132,10 @@ def site_dirs() -> list[str]:
 def dist_repos(paths: Sequence[str]) -> list[Repo]:
     """Distributions found in these folders; the first of a name wins, as for imports."""
     repos: dict[str, Repo] = {}
-    for site in paths:
-        if not os.path.isdir(site):
-            raise InputError(f"site-packages folder {site} does not exist")
-        for entry in sorted(os.scandir(site), key=lambda e: e.name):
+    for folder in paths:
+        if not os.path.isdir(folder):
+            raise InputError(f"site-packages folder {folder} does not exist")
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             if not entry.name.endswith((".dist-info", ".egg-info")) or not entry.is_dir():
                 continue
             dist = Distribution.at(entry.path)
@@ -142,7 +146,7 @@ def dist_repos(paths: Sequence[str]) -> list[Repo]:
             size = sum(int(f.size or 0) for f in dist.files or [])
             repos[canonical(name)] = Repo(
                 name=f"pypi/{canonical(name)}@{version}", ref=f"refs/tags/{version}",
-                root=site, kind="dist", meta_dir=entry.path, size_hint=size,
+                root=folder, kind="dist", meta_dir=entry.path, size_hint=size,
                 identity=f"{name}|{version}|{hashlib.sha256(record).hexdigest()}",
             )
     return sorted(repos.values(), key=lambda r: r.name)
