@@ -19,6 +19,8 @@ def connect(threads: int | None = None,
         "threads": str(threads or os.cpu_count() or 1),
         "temp_directory": spill,
         "preserve_insertion_order": "true",
+        # VARCHAR as Arrow large_string: our schema's type, so batches need no copying cast
+        "arrow_large_buffer_size": "true",
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
