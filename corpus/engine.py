@@ -112,8 +112,9 @@ class Engine:
             return existing
         out.remove_temp_files()
         keys = job.partitions()
+        wanted = set(keys)
         done = {k: r for k, r in out.done_records().items()
-                if k in set(keys) and r.get("fingerprint") == fp}
+                if k in wanted and r.get("fingerprint") == fp}
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
         run = {"id": run_id, "started": now(), "finished": None, "seconds": None,
