@@ -33,6 +33,8 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/filters.py
+	$(BIN)/python bench/exact.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

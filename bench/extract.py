@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _corpus import best_of
 
 from corpus import duck
 from corpus.engine import Engine
@@ -29,15 +34,6 @@ from corpus.github.build import GithubTablesJob, GithubTablesOptions
 from corpus.io import DatasetDir
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def best_of(n: int, fn) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -119,6 +119,57 @@ def extract(engine_name: str, tables: str, query: str, params: tuple[str, ...],
     _print_stats(out_dir)
 
 
+@cli.command("filter")
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--pipeline", "config", required=True, metavar="CONFIG.toml",
+              help="Pipeline config whose filter stage gives the rules (pipelines/codex.toml, "
+              "codeparrot.toml, polycoder.toml).")
+@click.option("--stage", "stage_name", default=None, metavar="NAME",
+              help="Which filter stage of the config, if it has several.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
+            overwrite: bool, engine: Any) -> None:
+    """Quality filters: each rule's metric becomes a column; dropped documents go to
+    OUT/removed/ with the rule and value that dropped them."""
+    from corpus import pipeline
+    from corpus.io import DatasetDir
+
+    spec = pipeline.stage_of(pipeline.load(config), "filter", stage_name)
+    pipeline.KINDS["filter"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+@cli.command()
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--exact", is_flag=True, help="Exact deduplication (xxh3_128 of the content).")
+@click.option("--ignore-whitespace", is_flag=True,
+              help="With --exact: hash the content with all whitespace removed.")
+@click.option("--rank", "ranking", multiple=True, metavar="COLUMN [asc|desc]",
+              help="Keeper preference before the smallest id: 'copies desc', 'size', "
+              "'license'. Repeatable, in order.")
+@click.option("--prefer-license", "licenses", multiple=True, metavar="SPDX",
+              help="With --rank license: preferred licenses, most preferred first.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool,
+          ranking: tuple[str, ...], licenses: tuple[str, ...], overwrite: bool,
+          engine: Any) -> None:
+    """Remove duplicate documents, keeping one per group (smallest id unless ranked)."""
+    from corpus import pipeline
+    from corpus.io import DatasetDir
+
+    if not exact:
+        raise click.UsageError("choose a method: --exact")
+    spec = pipeline.StageSpec("dedup", "dedup", input_dir, {
+        "method": "exact", "ignore_whitespace": ignore_whitespace, "ranking": list(ranking),
+        "license_preference": list(licenses)})
+    pipeline.KINDS["dedup"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
+    _print_stats(out_dir)
+
+
 @cli.command()
 @click.argument("directory", metavar="DIR")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -24,7 +24,9 @@ def connect(threads: int | None = None,
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
-    return duckdb.connect(config=config)
+    con = duckdb.connect(config=config)
+    con.execute("SET enable_progress_bar = false")  # the engine shows progress, not DuckDB
+    return con
 
 
 def source(con: duckdb.DuckDBPyConnection, url: str) -> str:

@@ -28,7 +28,7 @@ from rich.progress import (
 
 from corpus import manifest as mf
 from corpus.errors import ConfigError, CorpusError, InputError, InvariantError
-from corpus.stage import PartitionedJob, execute, now
+from corpus.stage import PHASE_DIRS, PartitionedJob, execute, now
 
 MANIFEST_EVERY_S = 2.0
 
@@ -100,10 +100,12 @@ class Engine:
             replace_stale: bool = False) -> dict[str, Any]:
         """Compute every partition of `job` not already done, then write its manifest.
 
+        A job with `summarize(key)` and `plan(summaries)` (a global step, e.g. exact dedup)
+        first summarizes every partition, then plans once on a worker; the plan's small result
+        is set as `job.decision` before the partitions run.
+
         overwrite: start from scratch. replace_stale: replace an output made from another
         config or input (a pipeline owns its stage folders); otherwise that is an error."""
-        from distributed import as_completed
-
         out = job.output
         fp = mf.fingerprint(job.stage, job.config, job.input_hash)
         existing = self._prepare(job, fp, overwrite, replace_stale)
@@ -112,49 +114,72 @@ class Engine:
             return existing
         out.remove_temp_files()
         keys = job.partitions()
-        wanted = set(keys)
-        done = {k: r for k, r in out.done_records().items()
-                if k in wanted and r.get("fingerprint") == fp}
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
+        done = self._finished(out, keys, fp, PHASE_DIRS["partition"])
         run = {"id": run_id, "started": now(), "finished": None, "seconds": None,
                "computed": [], "reused": sorted(done), "scheduler": self.scheduler or "local",
                "workers": self.n_workers()}
         runs = [*(existing or {}).get("runs", []), run]
-        manifest = self._manifest(job, fp, keys, done, runs, complete=False)
-        out.write_manifest(manifest)
+        out.write_manifest(self._manifest(job, fp, keys, done, runs, complete=False))
 
-        todo = [k for k in keys if k not in done]
-        futures = [
-            self.client.submit(execute, job, k, run_id, fp, pure=False,
-                               key=f"{job.stage}-{k}-{run_id}")
-            for k in todo
-        ]
-        last_write = time.monotonic()
-        with self._bar(f"{job.stage} → {out.url}", len(keys), len(done)) as advance:
-            for fut in as_completed(futures):
-                rec = self._result(fut, futures, job.stage)
-                done[rec["key"]] = rec
-                run["computed"].append(rec["key"])
-                advance()
-                if time.monotonic() - last_write > MANIFEST_EVERY_S:
-                    out.write_manifest(self._manifest(job, fp, keys, done, runs, False))
-                    last_write = time.monotonic()
+        if hasattr(job, "summarize") and len(done) < len(keys):
+            summaries = self._finished(out, keys, fp, PHASE_DIRS["summarize"])
+            self._phase(job, keys, summaries, run_id, fp, "summarize", lambda: None)
+            t_plan = time.perf_counter()
+            job.decision = self.call(job.plan, [summaries[k] for k in keys])
+            run["plan"] = {"seconds": round(time.perf_counter() - t_plan, 3), **job.decision}
 
+        last_write = [time.monotonic()]
+
+        def checkpoint() -> None:
+            if time.monotonic() - last_write[0] > MANIFEST_EVERY_S:
+                out.write_manifest(self._manifest(job, fp, keys, done, runs, False))
+                last_write[0] = time.monotonic()
+
+        computed = self._phase(job, keys, done, run_id, fp, "partition", checkpoint)
+        run["computed"] = sorted(computed)
         records = [done[k] for k in keys]
         check_rows(job.stage, out.url, records, job.expected_rows_in())
         extra = {}
         finish = getattr(job, "finish", None)
         if finish is not None:
             extra = self.call(finish, records) or {}
-        run["computed"].sort()
         run.update(finished=now(), seconds=round(time.perf_counter() - t0, 3))
         manifest = self._manifest(job, fp, keys, done, runs, complete=True)
         manifest.update(extra)
         out.write_manifest(manifest)
-        if out.exists("_done"):
-            out.fs.rm(out.join("_done"), recursive=True)
+        for d in PHASE_DIRS.values():
+            if out.exists(d.split("/")[0]):
+                out.fs.rm(out.join(d.split("/")[0]), recursive=True)
         return manifest
+
+    def _finished(self, out: Any, keys: list[str], fp: str, marker_dir: str,
+                  ) -> dict[str, dict[str, Any]]:
+        wanted = set(keys)
+        return {k: r for k, r in out.done_records(marker_dir).items()
+                if k in wanted and r.get("fingerprint") == fp}
+
+    def _phase(self, job: PartitionedJob, keys: list[str], done: dict[str, dict[str, Any]],
+               run_id: str, fp: str, phase: str, checkpoint: Any) -> list[str]:
+        """Run `phase` for every key not in `done` (updated in place); return the keys run."""
+        from distributed import as_completed
+
+        todo = [k for k in keys if k not in done]
+        futures = [
+            self.client.submit(execute, job, k, run_id, fp, phase, pure=False,
+                               key=f"{job.stage}-{phase}-{k}-{run_id}")
+            for k in todo
+        ]
+        label = f"{job.stage} → {job.output.url}" + (f" ({phase})" if phase != "partition"
+                                                       else "")
+        with self._bar(label, len(keys), len(done)) as advance:
+            for fut in as_completed(futures):
+                rec = self._result(fut, futures, job.stage)
+                done[rec["key"]] = rec
+                advance()
+                checkpoint()
+        return todo
 
     # --- helpers --------------------------------------------------------------------------
     def _prepare(self, job: PartitionedJob, fp: str, overwrite: bool,

@@ -63,10 +63,6 @@ class DatasetDir:
     def removed_file(key: str) -> str:
         return posixpath.join(REMOVED_DIR, f"{key}.parquet")
 
-    @staticmethod
-    def marker_file(key: str) -> str:
-        return posixpath.join(DONE_DIR, f"{key}.json")
-
     def exists(self, rel: str = "") -> bool:
         return self.fs.exists(self.join(rel) if rel else self.path)
 
@@ -110,15 +106,36 @@ class DatasetDir:
         self._atomic(rel, write)
         return int(self.fs.size(self.join(rel)))
 
-    def read_parquet(self, rel: str, columns: list[str] | None = None) -> pa.Table:
+    def read_parquet(self, rel: str, columns: list[str] | None = None,
+                     filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
         path = self.join(rel)
         try:
             with self.fs.open(path, "rb") as f:
-                return pq.read_table(f, columns=columns)
+                return pq.read_table(f, columns=columns, filters=filters)
         except FileNotFoundError as e:
             raise InputError(f"missing Parquet file {self.url}/{rel}") from e
         except (OSError, pa.ArrowException) as e:
             raise InputError(f"cannot read Parquet file {self.url}/{rel}: {e}") from e
+
+    def parquet_metadata(self, rel: str) -> pq.FileMetaData:
+        """A file's footer: schema, rows, row groups. InputError naming the file if unreadable."""
+        try:
+            with self.fs.open(self.join(rel), "rb") as f:
+                return pq.ParquetFile(f).metadata
+        except FileNotFoundError as e:
+            raise InputError(f"missing Parquet file {self.url}/{rel}") from e
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"cannot read Parquet file {self.url}/{rel}: {e}") from e
+
+    def content_hash(self, keys: list[str]) -> str:
+        """What a stage reading this directory records as its input hash: the manifest's
+        content hash when a stage wrote it, else the names and sizes of its partitions."""
+        from corpus.manifest import dataset_hash, digest
+
+        manifest = self.manifest()
+        if manifest is not None and manifest.get("complete"):
+            return dataset_hash(manifest)
+        return digest([(k, self.fs.size(self.join(self.part_file(k)))) for k in keys])
 
     def _atomic(self, rel: str, write) -> None:
         final = self.join(rel)
@@ -151,17 +168,17 @@ class DatasetDir:
             raise InputError(f"{self.url} holds no manifest.json and no *.parquet files")
         return [posixpath.basename(p)[: -len(".parquet")] for p in files]
 
-    def done_records(self) -> dict[str, dict[str, Any]]:
+    def done_records(self, marker_dir: str = DONE_DIR) -> dict[str, dict[str, Any]]:
         """Records of finished partitions: marker present and every file it lists exists."""
         records: dict[str, dict[str, Any]] = {}
-        done = self.join(DONE_DIR)
+        done = self.join(marker_dir)
         if not self.fs.exists(done):
             return records
         for path in self.fs.ls(done, detail=False):
             name = posixpath.basename(path)
             if not name.endswith(".json") or TMP_MARK in name:
                 continue
-            rec = self.read_json(posixpath.join(DONE_DIR, name))
+            rec = self.read_json(posixpath.join(marker_dir, name))
             if rec and all(self.fs.exists(self.join(f)) for f in rec.get("files", [])):
                 records[rec["key"]] = rec
         return records

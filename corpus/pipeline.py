@@ -78,18 +78,44 @@ def _extract(engine: Engine, spec: StageSpec, input_url: str | None, out: Datase
     engine_name = options.pop("engine", "duckdb")
     if engine_name != "duckdb":
         raise ConfigError(f"stage {spec.name}: unknown engine {engine_name!r} (known: duckdb)")
-    if input_url is None:
-        raise ConfigError(f"stage {spec.name}: extract needs `input` (a tables folder or the "
-                          "name of a github-tables stage)")
-    options["tables"] = input_url
+    options["tables"] = _needs_input(spec, input_url).url
     opts = _options(ExtractOptions, options, f"stage {spec.name}", ("partition_bytes",))
     return engine.run(ExtractJob(opts, out), **kw)
+
+
+def _needs_input(spec: StageSpec, input_url: str | None) -> DatasetDir:
+    if input_url is None:
+        raise ConfigError(f"stage {spec.name}: {spec.kind} needs `input` (a dataset directory "
+                          "or the name of an earlier stage)")
+    return DatasetDir(input_url)
+
+
+def _filter(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+            **kw: Any) -> dict[str, Any]:
+    from corpus.filters.stage import FilterJob, FilterOptions
+
+    opts = _options(FilterOptions, spec.options, f"stage {spec.name}")
+    return engine.run(FilterJob(opts, _needs_input(spec, input_url), out), **kw)
+
+
+def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+           **kw: Any) -> dict[str, Any]:
+    from corpus.dedup.exact import ExactDedupJob, ExactOptions
+
+    options = dict(spec.options)
+    method = options.pop("method", "exact")
+    if method != "exact":
+        raise ConfigError(f"stage {spec.name}: unknown dedup method {method!r} (known: exact)")
+    opts = _options(ExactOptions, options, f"stage {spec.name}")
+    return engine.run(ExactDedupJob(opts, _needs_input(spec, input_url), out), **kw)
 
 
 #: Stage kinds a config can name. A new stage kind adds one entry here.
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "github-tables": _github_tables,
     "extract": _extract,
+    "filter": _filter,
+    "dedup": _dedup,
 }
 
 
@@ -139,3 +165,14 @@ def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool 
         if on_stage:
             on_stage(spec, out.url, manifest)
     return done
+
+
+def stage_of(p: Pipeline, kind: str, name: str | None = None) -> StageSpec:
+    """The config's stage of this kind (the named one if there are several)."""
+    found = [s for s in p.stages if s.kind == kind and (name is None or s.name == name)]
+    if not found:
+        raise ConfigError(f"{p.path} has no {kind} stage" + (f" named {name!r}" if name else ""))
+    if len(found) > 1:
+        raise ConfigError(f"{p.path} has several {kind} stages "
+                          f"({', '.join(s.name for s in found)}): choose one with --stage")
+    return found[0]

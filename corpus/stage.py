@@ -7,6 +7,7 @@ skips finished ones, records them and checks rows in = kept + removed. Stages ne
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -44,14 +45,20 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def execute(job: PartitionedJob, key: str, run_id: str, fp: str) -> dict[str, Any]:
-    """Run one partition on a worker and leave its marker: the data first, then the record,
-    so a marker always means the data is complete."""
+#: Where each phase leaves its per-partition markers.
+PHASE_DIRS = {"partition": "_done", "summarize": "_work/_done"}
+
+
+def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
+            phase: str = "partition") -> dict[str, Any]:
+    """Run one partition (or its summary) on a worker and leave its marker: the data first,
+    then the record, so a marker always means the data is complete."""
     t0 = time.perf_counter()
-    rec = job.run_partition(key)
+    work = job.summarize if phase == "summarize" else job.run_partition  # type: ignore[attr-defined]
+    rec = work(key)
     rec.update(key=key, run=run_id, fingerprint=fp, finished=now(),
                seconds=round(time.perf_counter() - t0, 4))
-    job.output.write_json(DatasetDir.marker_file(key), rec)
+    job.output.write_json(posixpath.join(PHASE_DIRS[phase], f"{key}.json"), rec)
     return rec
 
 
@@ -99,18 +106,14 @@ def write_documents(
     out: DatasetDir,
     key: str,
     kept: pa.Table | Iterable[pa.RecordBatch],
-    columns: tuple[schema.Column, ...],
+    arrow: pa.Schema,
     removed: pa.Table | None = None,
     rows_in: int | None = None,
-    extra_fields: list[pa.Field] | None = None,
 ) -> dict[str, Any]:
     """Write a partition's kept documents and removed rows; return the partition record.
 
     `rows_in` is what the stage read; when the stage is a source (extraction) it is None and
     the written rows are the input."""
-    arrow = schema.arrow_schema(columns)
-    for f in extra_fields or []:
-        arrow = arrow.append(f)
     stats = DocumentStats()
     batches = kept.to_batches() if isinstance(kept, pa.Table) else kept
     nbytes = out.write_parquet(out.part_file(key), stats.watch(batches), arrow)
@@ -131,3 +134,60 @@ def write_documents(
         "licenses": dict(stats.licenses),
         "files": files,
     }
+
+
+def removed_rows(table: pa.Table, stage: str, reasons: list[str]) -> pa.Table:
+    """The removed/ rows for these documents (same order as `reasons`)."""
+    def col(name: str, t: pa.DataType) -> pa.Array:
+        if name in table.column_names:
+            return table.column(name).cast(t)
+        return pa.nulls(table.num_rows, t)
+
+    size = table.column("size").cast(pa.int64()) if "size" in table.column_names else \
+        pc.binary_length(table.column("content")).cast(pa.int64())
+    return pa.table({
+        "id": col("id", pa.large_string()), "repo_name": col("repo_name", pa.large_string()),
+        "path": col("path", pa.large_string()), "size": size,
+        "stage": pa.array([stage] * table.num_rows, pa.large_string()),
+        "reason": pa.array(reasons, pa.large_string()),
+    })
+
+
+class MapJob:
+    """A stage that turns each input partition into one output partition: `map(table)`
+    returns (kept, removed). Subclasses set `stage`, `requires` and implement `map`."""
+
+    stage = "map"
+    requires: tuple[schema.Column, ...] = ()
+
+    def __init__(self, input: DatasetDir, output: DatasetDir, config: dict[str, Any]):
+        self.input, self.output, self.config = input, output, config
+        self.input_url = input.url
+        self.keys = input.partition_keys()
+        self.input_hash = input.content_hash(self.keys)
+        self.rows_in = self.check_input()
+
+    def check_input(self) -> int:
+        """Every partition has the required columns (footers only); returns the row count."""
+        rows = 0
+        for key in self.keys:
+            meta = self.input.parquet_metadata(self.input.part_file(key))
+            schema.check(meta.schema.to_arrow_schema(), self.requires,
+                         f"input {self.input.url} partition {key}")
+            rows += meta.num_rows
+        return rows
+
+    def partitions(self) -> list[str]:
+        return self.keys
+
+    def expected_rows_in(self) -> int:
+        return self.rows_in
+
+    def run_partition(self, key: str) -> dict[str, Any]:
+        table = self.input.read_parquet(self.input.part_file(key))
+        kept, removed = self.map(table)
+        return write_documents(self.output, key, kept, kept.schema, removed,
+                               rows_in=table.num_rows)
+
+    def map(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        raise NotImplementedError

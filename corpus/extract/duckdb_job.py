@@ -134,11 +134,8 @@ class ExtractJob:
         except duckdb.IOException as e:
             raise InputError(f"extract {key}: cannot read the tables: {e}") from e
         assert self.out_schema is not None
-        columns = schema.RAW
-        extras = [self.out_schema.field(n) for n in self.out_schema.names
-                  if n not in {c.name for c in columns}]
         try:
-            rec = write_documents(self.output, key, reader, columns, extra_fields=extras)
+            rec = write_documents(self.output, key, reader, self.out_schema)
         finally:
             con.close()
         return rec
