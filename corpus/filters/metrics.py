@@ -126,7 +126,7 @@ def has_no_keywords(d: Docs, keywords: tuple[str, ...] = ref.CODE_KEYWORDS) -> p
 
 
 def assignments(d: Docs) -> pa.Array:
-    return pa.array(d.text.dense_count(d.text.data == ord("=")))
+    return pa.array(d.text.per_doc(np.flatnonzero(d.text.data == ord("="))))
 
 
 def num_tokens(d: Docs) -> pa.Array:

@@ -88,9 +88,11 @@ def apply_rules(table: pa.Table, rules: list[rl.Rule], seed: int = 42,
     for r in rules:
         if wanted.setdefault(r.metric, r.options) != r.options:
             raise ConfigError(f"filter: rule {r.metric} appears twice with other options")
-    valid = table.column("content").is_valid()
-    docs = table.filter(valid)
-    null = table.filter(pc.invert(valid))
+    if table.column("content").null_count:
+        valid = table.column("content").is_valid()
+        docs, null = table.filter(valid), table.filter(pc.invert(valid))
+    else:
+        docs, null = table, table.slice(0, 0)
     values = compute_metrics(docs.column("content").combine_chunks(), wanted, tokenizer)
     drop, reasons = rl.decide(rules, values, docs.column("id").combine_chunks(), seed)
     kept = docs
