@@ -46,16 +46,19 @@ class ExactOptions:
     license_preference: list[str] = field(default_factory=list)
 
 
-def content_hashes(content: pa.Array, ignore_whitespace: bool) -> pa.Array:
+def content_hashes(content: pa.Array | pa.ChunkedArray, ignore_whitespace: bool) -> pa.Array:
     """xxh3_128 digest (16 bytes, big-endian) of every document; null for null content.
-    One compiled hash call per document over a zero-copy view of the Arrow buffer."""
-    t = tx.text_of(content)
-    if ignore_whitespace:
-        t = tx.strip_space(t)
-    view = memoryview(t.data)
+    One compiled hash call per document over a zero-copy view of each Arrow chunk."""
+    chunks = content.chunks if isinstance(content, pa.ChunkedArray) else [content]
     h = xxhash.xxh3_128_digest
-    digests = [h(view[s:e]) if ok else None for s, e, ok in
-               zip(t.starts.tolist(), t.ends.tolist(), t.valid.tolist(), strict=True)]
+    digests: list[bytes | None] = []
+    for chunk in chunks:
+        t = tx.text_of(chunk)
+        if ignore_whitespace:
+            t = tx.strip_space(t)
+        view = memoryview(t.data)
+        digests += [h(view[s:e]) if ok else None for s, e, ok in
+                    zip(t.starts.tolist(), t.ends.tolist(), t.valid.tolist(), strict=True)]
     return pa.array(digests, pa.binary(16))
 
 
@@ -146,8 +149,7 @@ class ExactDedupJob(MapJob):
                 *{s.partition(" ")[0] for s in self.opts.ranking}]
         t = self.input.read_parquet(self.input.part_file(key), columns=cols)
         keys = pa.table({
-            "hash": content_hashes(t.column("content").combine_chunks(),
-                                   self.opts.ignore_whitespace),
+            "hash": content_hashes(t.column("content"), self.opts.ignore_whitespace),
             "id": t.column("id"), "repo_name": t.column("repo_name"), "path": t.column("path"),
             "part": pa.array(np.full(t.num_rows, self.keys.index(key), dtype=np.int32)),
             "pos": pa.array(np.arange(t.num_rows, dtype=np.int32)),
