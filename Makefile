@@ -32,9 +32,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/filters.py
 	$(BIN)/python bench/exact.py
+	$(BIN)/python bench/minhash.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

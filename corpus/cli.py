@@ -147,6 +147,20 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
 @click.option("--exact", is_flag=True, help="Exact deduplication (xxh3_128 of the content).")
 @click.option("--ignore-whitespace", is_flag=True,
               help="With --exact: hash the content with all whitespace removed.")
+@click.option("--minhash", is_flag=True,
+              help="Near-deduplication: MinHash LSH over token n-gram shingles.")
+@click.option("--ngram", type=click.IntRange(1, 16), default=5, show_default=True,
+              help="With --minhash: tokens per shingle.")
+@click.option("--num-perm", type=click.IntRange(1, 4096), default=256, show_default=True,
+              help="With --minhash: permutations (signature length).")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.85,
+              show_default=True, help="With --minhash: Jaccard of near-duplicates.")
+@click.option("--bands", type=click.IntRange(1), default=None,
+              help="With --minhash: LSH bands (default: from the threshold).")
+@click.option("--rows", type=click.IntRange(1), default=None, help="With --minhash: rows per band.")
+@click.option("--seed", type=int, default=42, show_default=True, help="With --minhash.")
+@click.option("--verify", is_flag=True,
+              help="With --minhash: check every candidate pair's exact Jaccard before linking.")
 @click.option("--rank", "ranking", multiple=True, metavar="COLUMN [asc|desc]",
               help="Keeper preference before the smallest id: 'copies desc', 'size', "
               "'license'. Repeatable, in order.")
@@ -154,18 +168,24 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
               help="With --rank license: preferred licenses, most preferred first.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool,
-          ranking: tuple[str, ...], licenses: tuple[str, ...], overwrite: bool,
-          engine: Any) -> None:
+def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool, minhash: bool,
+          ngram: int, num_perm: int, threshold: float, bands: int | None, rows: int | None,
+          seed: int, verify: bool, ranking: tuple[str, ...], licenses: tuple[str, ...],
+          overwrite: bool, engine: Any) -> None:
     """Remove duplicate documents, keeping one per group (smallest id unless ranked)."""
     from corpus import pipeline
     from corpus.io import DatasetDir
 
-    if not exact:
-        raise click.UsageError("choose a method: --exact")
-    spec = pipeline.StageSpec("dedup", "dedup", input_dir, {
-        "method": "exact", "ignore_whitespace": ignore_whitespace, "ranking": list(ranking),
-        "license_preference": list(licenses)})
+    if exact == minhash:
+        raise click.UsageError("choose one method: --exact or --minhash")
+    options: dict[str, Any] = {"ranking": list(ranking), "license_preference": list(licenses)}
+    if exact:
+        options |= {"method": "exact", "ignore_whitespace": ignore_whitespace}
+    else:
+        options |= {"method": "minhash", "ngram": ngram, "num_perm": num_perm,
+                    "threshold": threshold, "bands": bands, "rows": rows, "seed": seed,
+                    "verify": verify}
+    spec = pipeline.StageSpec("dedup", "dedup", input_dir, options)
     pipeline.KINDS["dedup"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
     _print_stats(out_dir)
 

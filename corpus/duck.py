@@ -13,10 +13,12 @@ from corpus.io import url_to_fs
 
 def connect(threads: int | None = None,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory database that spills to the system temp folder, never to the cwd."""
+    """An in-memory database that spills to the system temp folder, never to the cwd.
+    Threads: as asked, else CORPUS_DUCKDB_THREADS, else one per core."""
     spill = os.path.join(tempfile.gettempdir(), f"corpus-duckdb-{os.getpid()}")
+    default = os.environ.get("CORPUS_DUCKDB_THREADS") or os.cpu_count() or 1
     config = {
-        "threads": str(threads or os.cpu_count() or 1),
+        "threads": str(threads or default),
         "temp_directory": spill,
         "preserve_insertion_order": "true",
         # VARCHAR as Arrow large_string: our schema's type, so batches need no copying cast

@@ -28,7 +28,7 @@ from rich.progress import (
 
 from corpus import manifest as mf
 from corpus.errors import ConfigError, CorpusError, InputError, InvariantError
-from corpus.stage import PHASE_DIRS, PartitionedJob, execute, now
+from corpus.stage import WORK_DIR, PartitionedJob, execute, marker_dir, now
 
 MANIFEST_EVERY_S = 2.0
 
@@ -100,9 +100,10 @@ class Engine:
             replace_stale: bool = False) -> dict[str, Any]:
         """Compute every partition of `job` not already done, then write its manifest.
 
-        A job with `summarize(key)` and `plan(summaries)` (a global step, e.g. exact dedup)
-        first summarizes every partition, then plans once on a worker; the plan's small result
-        is set as `job.decision` before the partitions run.
+        A job may first run `steps()`: ("map", name) runs `job.<name>(key)` on every partition
+        (resumable, like the partitions), ("global", name) runs `job.<name>()` once on a
+        worker and keeps its small result in `job.results[name]` for the steps after it
+        (exact dedup: summarize, then plan; near dedup: more).
 
         overwrite: start from scratch. replace_stale: replace an output made from another
         config or input (a pipeline owns its stage folders); otherwise that is an error."""
@@ -116,19 +117,23 @@ class Engine:
         keys = job.partitions()
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
-        done = self._finished(out, keys, fp, PHASE_DIRS["partition"])
+        done = self._finished(out, keys, fp, marker_dir("partition"))
         run = {"id": run_id, "started": now(), "finished": None, "seconds": None,
                "computed": [], "reused": sorted(done), "scheduler": self.scheduler or "local",
                "workers": self.n_workers()}
         runs = [*(existing or {}).get("runs", []), run]
         out.write_manifest(self._manifest(job, fp, keys, done, runs, complete=False))
 
-        if hasattr(job, "summarize") and len(done) < len(keys):
-            summaries = self._finished(out, keys, fp, PHASE_DIRS["summarize"])
-            self._phase(job, keys, summaries, run_id, fp, "summarize", lambda: None)
-            t_plan = time.perf_counter()
-            job.decision = self.call(job.plan, [summaries[k] for k in keys])
-            run["plan"] = {"seconds": round(time.perf_counter() - t_plan, 3), **job.decision}
+        if len(done) < len(keys):
+            for kind, name in getattr(job, "steps", list)():
+                t_step = time.perf_counter()
+                if kind == "map":
+                    finished = self._finished(out, keys, fp, marker_dir(name))
+                    info: dict[str, Any] = {"computed": len(keys) - len(finished)}
+                    self._phase(job, keys, finished, run_id, fp, name, lambda: None)
+                else:
+                    job.results[name] = info = self.call(getattr(job, name)) or {}
+                run[name] = {"seconds": round(time.perf_counter() - t_step, 3), **info}
 
         last_write = [time.monotonic()]
 
@@ -149,9 +154,9 @@ class Engine:
         manifest = self._manifest(job, fp, keys, done, runs, complete=True)
         manifest.update(extra)
         out.write_manifest(manifest)
-        for d in PHASE_DIRS.values():
-            if out.exists(d.split("/")[0]):
-                out.fs.rm(out.join(d.split("/")[0]), recursive=True)
+        for d in ("_done", WORK_DIR):
+            if out.exists(d):
+                out.fs.rm(out.join(d), recursive=True)
         return manifest
 
     def _finished(self, out: Any, keys: list[str], fp: str, marker_dir: str,

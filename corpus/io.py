@@ -93,13 +93,14 @@ class DatasetDir:
     # --- Parquet --------------------------------------------------------------------------
     def write_parquet(
         self, rel: str, data: pa.Table | Iterable[pa.RecordBatch], schema: pa.Schema,
-        row_group_bytes: int = ROW_GROUP_BYTES,
+        row_group_bytes: int = ROW_GROUP_BYTES, compression: str = COMPRESSION,
     ) -> int:
-        """Write atomically (temp name, then rename); return the file's size in bytes."""
+        """Write atomically (temp name, then rename); return the file's size in bytes.
+        compression="none" for data that cannot compress (hashes), to save the CPU."""
         batches = data.to_batches() if isinstance(data, pa.Table) else data
 
         def write(f):
-            with pq.ParquetWriter(f, schema, compression=COMPRESSION) as w:
+            with pq.ParquetWriter(f, schema, compression=compression) as w:
                 for group in row_groups(batches, schema, row_group_bytes):
                     w.write_table(group)
 

@@ -101,13 +101,17 @@ def _filter(engine: Engine, spec: StageSpec, input_url: str | None, out: Dataset
 def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
     from corpus.dedup.exact import ExactDedupJob, ExactOptions
+    from corpus.dedup.near import MinHashDedupJob, MinHashOptions
 
     options = dict(spec.options)
     method = options.pop("method", "exact")
-    if method != "exact":
-        raise ConfigError(f"stage {spec.name}: unknown dedup method {method!r} (known: exact)")
-    opts = _options(ExactOptions, options, f"stage {spec.name}")
-    return engine.run(ExactDedupJob(opts, _needs_input(spec, input_url), out), **kw)
+    jobs = {"exact": (ExactDedupJob, ExactOptions), "minhash": (MinHashDedupJob, MinHashOptions)}
+    if method not in jobs:
+        raise ConfigError(f"stage {spec.name}: unknown dedup method {method!r} "
+                          f"(known: {', '.join(jobs)})")
+    job, options_cls = jobs[method]
+    opts = _options(options_cls, options, f"stage {spec.name}")
+    return engine.run(job(opts, _needs_input(spec, input_url), out), **kw)
 
 
 #: Stage kinds a config can name. A new stage kind adds one entry here.

@@ -45,20 +45,25 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-#: Where each phase leaves its per-partition markers.
-PHASE_DIRS = {"partition": "_done", "summarize": "_work/_done"}
+#: Scratch space of multi-step stages; removed when the stage completes.
+WORK_DIR = "_work"
+
+
+def marker_dir(phase: str) -> str:
+    """Where a phase leaves its per-partition markers."""
+    return "_done" if phase == "partition" else f"{WORK_DIR}/{phase}/_done"
 
 
 def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
             phase: str = "partition") -> dict[str, Any]:
-    """Run one partition (or its summary) on a worker and leave its marker: the data first,
-    then the record, so a marker always means the data is complete."""
+    """Run one partition (or one step of it) on a worker and leave its marker: the data
+    first, then the record, so a marker always means the data is complete."""
     t0 = time.perf_counter()
-    work = job.summarize if phase == "summarize" else job.run_partition  # type: ignore[attr-defined]
+    work = job.run_partition if phase == "partition" else getattr(job, phase)
     rec = work(key)
     rec.update(key=key, run=run_id, fingerprint=fp, finished=now(),
                seconds=round(time.perf_counter() - t0, 4))
-    job.output.write_json(posixpath.join(PHASE_DIRS[phase], f"{key}.json"), rec)
+    job.output.write_json(posixpath.join(marker_dir(phase), f"{key}.json"), rec)
     return rec
 
 

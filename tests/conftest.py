@@ -50,3 +50,50 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300,
 def parquet_files(root: Path) -> dict[str, bytes]:
     """Every Parquet file under root (relative path -> bytes): what byte-identity compares."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+
+
+#: Older releases of packages the test environment has (its own release is the third): a real
+#: near-duplicate corpus. Downloaded once into .cache/ as wheels and unpacked like
+#: `pip install --target`.
+RELEASES = ["click==8.0.4", "click==8.1.3", "requests==2.25.1", "requests==2.28.2",
+            "rich==12.6.0", "rich==13.3.5", "idna==2.10", "idna==3.4", "urllib3==1.26.18",
+            "urllib3==2.0.7"]
+RELEASED = sorted({r.split("==")[0] for r in RELEASES})
+
+
+@pytest.fixture(scope="session")
+def release_dirs() -> list[Path]:
+    import zipfile
+
+    cache = ROOT / ".cache" / "test-releases"
+    wheels = cache / "wheels"
+    targets = {r: cache / r.replace("==", "-") for r in RELEASES}
+    missing = [r for r, d in targets.items() if not (d / ".complete").exists()]
+    rounds: list[list[str]] = []  # one release of a package per pip call (pip resolves)
+    for r in missing:
+        free = next((x for x in rounds if r.split("==")[0] not in
+                     {y.split("==")[0] for y in x}), None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(r)
+    for batch in rounds:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--only-binary=:all:", "--dest", str(wheels), *batch], check=True)
+    if missing:
+        for r in missing:
+            name, version = r.split("==")
+            wheel = next(wheels.glob(f"{name}-{version}-*.whl"))
+            with zipfile.ZipFile(wheel) as z:
+                z.extractall(targets[r])
+            (targets[r] / ".complete").touch()
+    return [targets[r] for r in RELEASES]
+
+
+@pytest.fixture(scope="session")
+def near_dup_tables(engine, release_dirs, tmp_path_factory) -> Path:
+    """Three releases each of five packages as GitHub-shaped tables."""
+    out = tmp_path_factory.mktemp("near") / "tables"
+    opts = GithubTablesOptions(site_packages=True, include=RELEASED,
+                               site_packages_dirs=[str(d) for d in release_dirs])
+    engine.run(GithubTablesJob(opts, DatasetDir(str(out))))
+    return out

@@ -29,11 +29,11 @@ from corpus import duck, schema
 from corpus.errors import ConfigError
 from corpus.filters import text as tx
 from corpus.io import DatasetDir
-from corpus.stage import MapJob, removed_rows, write_documents
+from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
 
 STAGE = "dedup-exact"
-KEYS_DIR = "_work/keys"
-DECISIONS = "_work/decisions.parquet"
+KEYS_DIR = f"{WORK_DIR}/keys"
+DECISIONS = f"{WORK_DIR}/decisions.parquet"
 RANKABLE = {"copies", "size", "license"}
 
 
@@ -135,13 +135,16 @@ class ExactDedupJob(MapJob):
                 raise ConfigError(f"dedup: cannot rank by {spec!r} (use copies/size with "
                                   "asc|desc, or license with license_preference)")
         self.opts = opts
-        self.decision: dict[str, Any] = {}
+        self.results: dict[str, Any] = {}
         self.requires = self.requires + tuple(
             schema.Column(s.partition(" ")[0], schema.INT64 if not s.startswith("license")
                           else schema.STRING) for s in opts.ranking)
         super().__init__(input, output, {
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
             "ranking": opts.ranking, "license_preference": opts.license_preference})
+
+    def steps(self) -> list[tuple[str, str]]:
+        return [("map", "summarize"), ("global", "plan")]
 
     # 1. per partition: hashes and keys -----------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
@@ -160,7 +163,7 @@ class ExactDedupJob(MapJob):
         return {"rows": t.num_rows, "files": [rel]}
 
     # 2. once: which rows go ----------------------------------------------------------------
-    def plan(self, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    def plan(self) -> dict[str, Any]:
         out = self.output
         con = duck.connect()
         scan = duck.parquet_scan(con, [f"{out.url.rstrip('/')}/{KEYS_DIR}/{k}.parquet"

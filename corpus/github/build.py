@@ -46,10 +46,13 @@ def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
     repos: list[sources.Repo] = []
     for src in opts.sources:
         repos += sources.dir_repos(src)
-    dirs = list(opts.site_packages_dirs) + (sources.site_dirs() if opts.site_packages else [])
-    if dirs:
-        repos += sources.dist_repos(dirs)
-    if not (opts.sources or dirs):
+    # each folder is an environment of its own: a name shadows the same name only within it
+    # (so several releases of a package, installed into folders of their own, are all read)
+    if opts.site_packages:
+        repos += sources.dist_repos(sources.site_dirs())
+    for folder in opts.site_packages_dirs:
+        repos += sources.dist_repos([folder])
+    if not (opts.sources or opts.site_packages or opts.site_packages_dirs):
         raise InputError("nothing to read: give SRC folders, --site-packages or "
                          "--site-packages-dir")
     names: set[str] = set()

@@ -130,7 +130,8 @@ def site_dirs() -> list[str]:
 
 
 def dist_repos(paths: Sequence[str]) -> list[Repo]:
-    """Distributions found in these folders; the first of a name wins, as for imports."""
+    """Distributions found in these folders (one environment): the first of a name wins,
+    as for imports."""
     repos: dict[str, Repo] = {}
     for folder in paths:
         if not os.path.isdir(folder):
