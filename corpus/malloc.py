@@ -32,3 +32,20 @@ def retain_freed_memory(mmap_threshold: int = 64 << 20, trim_threshold: int = 1 
     ok &= mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
     ok &= mallopt(M_TOP_PAD, 16 << 20) == 1
     return bool(ok)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (after a task, so a worker's resident memory
+    is what it holds, not the peak of everything it ever did)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

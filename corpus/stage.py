@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from corpus import schema
 from corpus.io import DatasetDir
+from corpus.malloc import release_free_memory
 
 
 @runtime_checkable
@@ -60,7 +61,10 @@ def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
     first, then the record, so a marker always means the data is complete."""
     t0 = time.perf_counter()
     work = job.run_partition if phase == "partition" else getattr(job, phase)
-    rec = work(key)
+    try:
+        rec = work(key)
+    finally:
+        release_free_memory()
     rec.update(key=key, run=run_id, fingerprint=fp, finished=now(),
                seconds=round(time.perf_counter() - t0, 4))
     job.output.write_json(posixpath.join(marker_dir(phase), f"{key}.json"), rec)

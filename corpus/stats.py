@@ -45,6 +45,11 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
         "licenses": m.get("licenses", {}), "timings": m.get("timings", {}),
         "config": m.get("config", {}),
     }
+    steps = {}
+    for run in m.get("runs", []):  # what each global step reported, latest run winning
+        steps.update({k: v for k, v in run.items() if isinstance(v, dict)})
+    if steps:
+        out["steps"] = steps
     if m.get("tables"):
         out["tables"] = m["tables"]
         out["repos"] = m.get("repos")
@@ -124,5 +129,11 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
         for k, v in s["reasons"].items():
             t.add_row(k, f"{v['rows']:,}", format_bytes(v["bytes"]))
         console.print(t)
+    for name, info in (s.get("steps") or {}).items():
+        shown = {k: v for k, v in info.items() if isinstance(v, int | float) and k != "computed"}
+        if shown:
+            console.print(f"[dim]{name}: " + ", ".join(
+                f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k} {v:.2f}"
+                for k, v in shown.items()))
     if s.get("timings"):
         console.print(f"[dim]time: {s['timings'].get('run_seconds', 0):.1f} s over all runs")

@@ -213,3 +213,16 @@ def test_components_and_jaccard_helpers():
     assert labels.tolist() == [0, 1, 1, 3, 4, 3, 6, 6]
     assert jaccard(np.array([1, 2, 3], np.uint64), np.array([2, 3, 4], np.uint64)) == 0.5
     assert jaccard(np.array([], np.uint64), np.array([], np.uint64)) == 0.0
+
+
+def test_verification_in_groups_gives_the_same_result(engine, extracted, tmp_path):
+    """A memory budget smaller than the candidates' sets splits verification into groups
+    (gathered from the partitions first); the result must not change."""
+    whole, grouped = tmp_path / "whole", tmp_path / "grouped"
+    dedup(engine, extracted[4], whole, threshold=0.85, verify=True)
+    m = dedup(engine, extracted[4], grouped, threshold=0.85, verify=True,
+              verify_memory=256 << 10)
+    assert m["runs"][-1]["candidates"]["verify_groups"] > 3
+    assert removed_keys(grouped) == removed_keys(whole)
+    assert table_of(grouped).column("cluster_id").to_pylist() == \
+        table_of(whole).column("cluster_id").to_pylist()

@@ -7,14 +7,15 @@ Steps on the engine (only small columns move between them, never `content`):
    repo_name, path), the keeper order; band collisions become candidate edges: each bucket
    linked as a star on its first document, or, when verifying, as all its pairs (buckets of up
    to `max_bucket` documents).
-   With --verify, summarize also writes every document's exact shingle set (sorted hashes).
-3. resolve (once): with verify, the exact Jaccard of every candidate pair, partition pair by
-   partition pair, keeping those at or above the threshold (memory: the candidates' shingle
-   sets of the partitions in use, within `verify_memory`, at least two partitions); then
-   connected components by min-label propagation over the edges streamed from disk (8 bytes
-   per document plus one batch of edges); a component's keeper is its first document in the
-   global order.
-4. apply (per partition): drop the others (`near-duplicate-of <id> (<repo>:<path>) J~0.93`, the
+   With --verify, summarize also writes every document's exact shingle set (sorted hashes),
+   and candidates packs the candidate pairs' connected components into groups whose sets fit
+   in `verify_memory` (a component is never split).
+3. scatter (per partition, with --verify): each group's shingle sets to the group's folder.
+4. resolve (once): with --verify, the exact Jaccard of every candidate pair, one group in
+   memory at a time, keeping those at or above the threshold; then connected components by
+   min-label propagation over the edges streamed from disk (8 bytes per document plus one
+   batch of edges); a component's keeper is its first document in the global order.
+5. apply (per partition): drop the others (`near-duplicate-of <id> (<repo>:<path>) J~0.93`, the
    Jaccard estimated from signatures), and give every kept document its `cluster_id`.
 """
 
@@ -57,7 +58,7 @@ class MinHashOptions:
     seed: int = 42
     verify: bool = False  # exact Jaccard of every candidate pair before linking it
     max_bucket: int = 200  # larger LSH buckets are linked as stars, never all pairs
-    verify_memory: int = 2 << 30  # bytes of shingle sets verification keeps in memory
+    verify_memory: int = 512 << 20  # bytes of shingle sets verification holds at a time
     ranking: list[str] = field(default_factory=list)  # keeper preference before smallest id
     license_preference: list[str] = field(default_factory=list)
 
@@ -96,7 +97,8 @@ class MinHashDedupJob(MapJob):
         super().__init__(input, output, {"method": "minhash", **vars(opts)})
 
     def steps(self) -> list[tuple[str, str]]:
-        return [("map", "summarize"), ("global", "candidates"), ("global", "resolve")]
+        verify = [("map", "scatter")] if self.opts.verify else []
+        return [("map", "summarize"), ("global", "candidates"), *verify, ("global", "resolve")]
 
     # 1. signatures and bands -----------------------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
@@ -188,7 +190,7 @@ class MinHashDedupJob(MapJob):
         edges = f"""SELECT e.u, e.v, ou.part AS pu, ou.pos AS qu, ov.part AS pv, ov.pos AS qv
                     FROM (SELECT DISTINCT u, v FROM ({pairs})) e
                     JOIN ord ou ON ou.g = e.u JOIN ord ov ON ov.g = e.v
-                    ORDER BY pu, pv, u, v"""
+                    ORDER BY u, v"""
         count = [0]
 
         def counted(batches):
@@ -199,9 +201,60 @@ class MinHashDedupJob(MapJob):
         out.write_parquet(work("edges"), counted(con.execute(edges).to_arrow_reader(1 << 16)),
                           EDGES, row_group_bytes=4 << 20)
         buckets = con.execute("SELECT count(DISTINCT (band, bhash)) FROM m").fetchone()[0]
-        con.close()
-        return {"documents": int(n_docs), "buckets": int(buckets), "candidate_pairs": count[0],
+        info = {"documents": int(n_docs), "buckets": int(buckets), "candidate_pairs": count[0],
                 "bands": o.bands, "rows": o.rows}
+        if o.verify:
+            info.update(self._assign_groups(con, int(n_docs)))
+        con.close()
+        return info
+
+    def _assign_groups(self, con: Any, n_docs: int) -> dict[str, Any]:
+        """Verification groups: the candidate pairs' connected components, packed into groups
+        whose shingle sets fit in `verify_memory`; every pair lies inside one group."""
+        o, out = self.opts, self.output
+        labels = components(n_docs, lambda: self._edge_batches(work("edges")))
+        con.execute(f"CREATE VIEW edges AS SELECT * FROM {self._scan_one(con, work('edges'))}")
+        sizes = con.execute(f"""
+            WITH c AS (SELECT pu AS part, qu AS pos, u AS g FROM edges
+                       UNION SELECT pv, qv, v FROM edges)
+            SELECT c.g, d.shingles FROM c JOIN {self._scan(con, 'docs')} d USING (part, pos)
+            ORDER BY c.g""").to_arrow_table()
+        g = sizes.column("g").to_numpy()
+        nbytes = 8 * sizes.column("shingles").to_numpy().sum() + 64 * len(g)
+        n_groups = max(1, -(-int(nbytes) // o.verify_memory))
+        group = (labels[g] * np.int64(0x9E3779B1)) % n_groups  # a component stays whole
+        con.register("grp", pa.table({"g": pa.array(g), "grp": pa.array(group, pa.int32())}))
+        out.write_parquet(work("members"), con.execute(
+            "SELECT pu AS part, qu AS pos, grp FROM edges JOIN grp ON grp.g = edges.u UNION "
+            "SELECT pv, qv, grp FROM edges JOIN grp ON grp.g = edges.v ORDER BY part, pos"
+        ).to_arrow_reader(1 << 16), pa.schema([("part", pa.int32()), ("pos", pa.int32()),
+                                               ("grp", pa.int32())]))
+        out.write_parquet(work("grouped"), con.execute(
+            "SELECT edges.*, grp FROM edges JOIN grp ON grp.g = edges.u ORDER BY grp, u, v"
+        ).to_arrow_reader(1 << 16), EDGES.append(pa.field("grp", pa.int32())),
+            row_group_bytes=1 << 20)
+        return {"verify_groups": n_groups, "candidate_documents": len(g)}
+
+    def _scan_one(self, con: Any, rel: str) -> str:
+        return duck.parquet_scan(con, [f"{self.output.url.rstrip('/')}/{rel}"])
+
+    # 3. with --verify: each group's shingle sets, gathered from the partitions ---------------
+    def scatter(self, key: str) -> dict[str, Any]:
+        part, out = self.keys.index(key), self.output
+        if self.results["candidates"]["verify_groups"] == 1:
+            return {"documents": 0, "files": []}  # one group: resolve reads the sets in place
+        members = out.read_parquet(work("members"), filters=[("part", "=", part)])
+        pos, grp = members.column("pos").to_numpy(), members.column("grp").to_numpy()
+        sets = out.read_parquet(work("sets", key)).take(pa.array(pos))
+        files = []
+        for g in np.unique(grp).tolist():
+            rel = posixpath.join(WORK_DIR, "groups", f"g{g:05d}", f"{key}.parquet")
+            t = sets.filter(pa.array(grp == g))
+            t = pa.table({"part": pa.array(np.full(t.num_rows, part, np.int32)),
+                          "pos": t.column("pos"), "shingles": t.column("shingles")})
+            out.write_parquet(rel, t, t.schema, compression="none")
+            files.append(rel)
+        return {"documents": len(pos), "files": files}
 
     # 4. verify, components, decisions ---------------------------------------------------------
     def resolve(self) -> dict[str, Any]:
@@ -223,51 +276,35 @@ class MinHashDedupJob(MapJob):
                 yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
 
     def _verify(self, rel: str) -> dict[str, Any]:
-        """Exact Jaccard of each candidate pair, partition pair by partition pair (two
-        partitions' shingle sets in memory at a time); keep the pairs at the threshold."""
+        """Exact Jaccard of each candidate pair, group by group (one group's shingle sets in
+        memory at a time); keep the pairs at or above the threshold."""
         o, out = self.opts, self.output
-        cache: dict[int, SetBlock] = {}
-        wanted = self._candidate_positions()
-
-        def sets(part: int) -> SetBlock:
-            if part not in cache:
-                block = SetBlock.read(out, work("sets", self.keys[part]), wanted[part])
-                while cache and sum(b.nbytes for b in cache.values()) + block.nbytes > \
-                        o.verify_memory and len(cache) >= 2:
-                    cache.pop(next(iter(cache)))  # the oldest partition's sets
-                cache[part] = block
-            return cache[part]
+        n_groups = self.results["candidates"]["verify_groups"]
+        counts = {"verified_pairs": 0, "accepted_pairs": 0}
 
         def accepted():
-            checked = kept = 0
-            with out.fs.open(out.join(work("edges")), "rb") as f:
-                for batch in pq.ParquetFile(f).iter_batches(EDGE_BATCH):
-                    c = {n: batch.column(n).to_numpy() for n in batch.schema.names}
-                    keep = np.zeros(batch.num_rows, dtype=bool)
-                    blocks = np.flatnonzero(np.r_[True, (c["pu"][1:] != c["pu"][:-1])
-                                                  | (c["pv"][1:] != c["pv"][:-1])])
-                    for s, e in zip(blocks, np.r_[blocks[1:], batch.num_rows], strict=True):
-                        left, right = sets(int(c["pu"][s])), sets(int(c["pv"][s]))
-                        both = left.concat(right)
-                        j = kernels.jaccards(both.values, both.offsets, left.index(c["qu"][s:e]),
-                                             len(left) + right.index(c["qv"][s:e]))
-                        keep[s:e] = j >= o.threshold
-                    checked += batch.num_rows
-                    kept += int(keep.sum())
-                    yield pa.RecordBatch.from_arrays(
-                        [pa.array(c[n][keep]) for n in EDGES.names], schema=EDGES)
-            counts.update(verified_pairs=checked, accepted_pairs=kept)
+            for g in range(n_groups):
+                folder = posixpath.join(WORK_DIR, "groups", f"g{g:05d}")
+                if n_groups == 1:
+                    block = SetBlock.read_members(out, self.keys)
+                elif out.exists(folder):
+                    block = SetBlock.read(out, [posixpath.join(folder, posixpath.basename(p))
+                                                for p in out.fs.ls(out.join(folder),
+                                                                   detail=False)])
+                else:
+                    continue
+                e = out.read_parquet(work("grouped"), filters=[("grp", "=", g)])
+                c = {name: e.column(name).to_numpy() for name in EDGES.names}
+                j = kernels.jaccards(block.values, block.offsets, block.index(c["pu"], c["qu"]),
+                                     block.index(c["pv"], c["qv"]))
+                keep = j >= o.threshold
+                counts["verified_pairs"] += e.num_rows
+                counts["accepted_pairs"] += int(keep.sum())
+                yield pa.RecordBatch.from_arrays([pa.array(c[name][keep])
+                                                  for name in EDGES.names], schema=EDGES)
 
-        counts: dict[str, int] = {}
         out.write_parquet(rel, accepted(), EDGES, row_group_bytes=4 << 20)
         return counts
-
-    def _candidate_positions(self) -> dict[int, np.ndarray]:
-        """Per partition, the sorted positions of documents in some candidate pair."""
-        e = self.output.read_parquet(work("edges"), columns=["pu", "qu", "pv", "qv"])
-        parts = np.concatenate([e.column("pu").to_numpy(), e.column("pv").to_numpy()])
-        pos = np.concatenate([e.column("qu").to_numpy(), e.column("qv").to_numpy()])
-        return {p: np.unique(pos[parts == p]) for p in range(len(self.keys))}
 
     def _decide(self, labels: np.ndarray, order: pa.Table) -> dict[str, Any]:
         """Decisions for every document of a cluster of two or more, vectorized: the keeper's
@@ -340,31 +377,49 @@ class MinHashDedupJob(MapJob):
 
 @dataclass
 class SetBlock:
-    """The shingle sets of one partition's candidates: set i is values[offsets[i]:...]."""
-    pos: np.ndarray
+    """Shingle sets of some documents: set i is values[offsets[i]:offsets[i+1]], document i
+    identified by (part, pos); `index` finds them through the sorted keys part << 32 | pos."""
+    sorted_keys: np.ndarray
+    rows: np.ndarray  # rows[k]: the set of the k-th sorted key
     values: np.ndarray
     offsets: np.ndarray
 
     @classmethod
-    def read(cls, out: DatasetDir, rel: str, positions: np.ndarray) -> SetBlock:
-        t = out.read_parquet(rel).take(pa.array(positions))
-        flat = t.column("shingles").combine_chunks()
-        return cls(t.column("pos").to_numpy(), flat.values.to_numpy(),
-                   flat.offsets.to_numpy().astype(np.int64))
+    def read(cls, out: DatasetDir, rels: list[str]) -> SetBlock:
+        return cls.from_tables([out.read_parquet(r) for r in rels])
 
-    @property
-    def nbytes(self) -> int:
-        return self.values.nbytes + self.offsets.nbytes + self.pos.nbytes
+    @classmethod
+    def read_members(cls, out: DatasetDir, keys: list[str]) -> SetBlock:
+        """Every candidate's set, read in place from the partitions' set files."""
+        members = out.read_parquet(work("members"), columns=["part", "pos"])
+        part, pos = members.column("part").to_numpy(), members.column("pos").to_numpy()
+        tables = []
+        for p in np.unique(part).tolist():
+            t = out.read_parquet(work("sets", keys[p])).take(pa.array(pos[part == p]))
+            tables.append(pa.table({"part": pa.array(np.full(t.num_rows, p, np.int32)),
+                                    "pos": t.column("pos"), "shingles": t.column("shingles")}))
+        return cls.from_tables(tables)
 
-    def __len__(self) -> int:
-        return len(self.pos)
+    @classmethod
+    def from_tables(cls, tables: list[pa.Table]) -> SetBlock:
+        parts, values, offsets, base = [], [], [np.zeros(1, np.int64)], 0
+        for t in tables:
+            parts.append((t.column("part").to_numpy().astype(np.int64) << 32)
+                         | t.column("pos").to_numpy())
+            for chunk in t.column("shingles").chunks:
+                offs = chunk.offsets.to_numpy().astype(np.int64)
+                values.append(chunk.values.to_numpy()[offs[0]:offs[-1]])
+                offsets.append(offs[1:] - offs[0] + base)
+                base += int(offs[-1] - offs[0])
+        keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        order = np.argsort(keys)
+        return cls(keys[order], order,
+                   np.concatenate(values) if values else np.zeros(0, np.uint64),
+                   np.concatenate(offsets))
 
-    def index(self, positions: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.pos, positions)
-
-    def concat(self, other: SetBlock) -> SetBlock:
-        return SetBlock(np.r_[self.pos, other.pos], np.r_[self.values, other.values],
-                        np.r_[self.offsets[:-1], other.offsets + self.offsets[-1]])
+    def index(self, part: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return self.rows[np.searchsorted(self.sorted_keys,
+                                         (part.astype(np.int64) << 32) | pos)]
 
 
 EDGES = pa.schema([("u", pa.int64()), ("v", pa.int64()), ("pu", pa.int32()),
