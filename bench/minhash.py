@@ -43,7 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _releases import MAIN, SCALE, fetch
 
 from corpus.dedup import minhash as mh
-from corpus.dedup.near import MinHashDedupJob, MinHashOptions, components, jaccard
+from corpus.dedup.components import components
+from corpus.dedup.near import MinHashDedupJob, MinHashOptions
+from corpus.dedup.sets import jaccard
 from corpus.dedup.shingles import shingles
 from corpus.engine import Engine
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
@@ -209,7 +211,8 @@ def _warm_kernels() -> None:
            NGRAM)
     mh.signatures(s, PERM, 42)
     values, offsets = kernels.sorted_sets(s.hashes, s.starts, s.counts)
-    kernels.jaccards(values, offsets, np.zeros(1, np.int64), np.zeros(1, np.int64))
+    zero = np.zeros(1, np.int64)
+    kernels.jaccards(values, offsets, zero, values, offsets, zero)
 
 
 def child(method: str, docs: Path, threshold: float, result: Path) -> None:
@@ -293,11 +296,13 @@ def main() -> None:
                                else "datasketch,rensa,corpus,corpus-verify")
     for method in methods.split(","):
         r = measure(method, docs, args.threshold)
-        p, rec, f1 = score(n, pairs, r["removed"]) if pairs is not None else (0, 0, 0)
+        quality = ("".join(f"{x:>{w}.4f}" for x, w in zip(score(n, pairs, r["removed"]),
+                                                          (11, 8, 7), strict=True))
+                   if pairs is not None else f"{'-':>11}{'-':>8}{'-':>7}")
         print(f"{method:<16}{r['seconds']:>9.1f}{n / r['seconds']:>9.0f}"
               f"{mb / r['seconds']:>8.1f}{r['peak'] / 2**20:>8.0f}MB"
               f"{(r['peak'] - r['idle']) / 2**20:>13.0f}MB"
-              f"{p:>11.4f}{rec:>8.4f}{f1:>7.4f}", flush=True)
+              f"{quality}  removed {len(r['removed']):,}", flush=True)
 
 
 if __name__ == "__main__":

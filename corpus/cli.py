@@ -161,6 +161,8 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
 @click.option("--seed", type=int, default=42, show_default=True, help="With --minhash.")
 @click.option("--verify", is_flag=True,
               help="With --minhash: check every candidate pair's exact Jaccard before linking.")
+@click.option("--verify-memory", default="256MiB", show_default=True, metavar="SIZE",
+              help="With --verify: memory for the shingle sets compared at a time.")
 @click.option("--rank", "ranking", multiple=True, metavar="COLUMN [asc|desc]",
               help="Keeper preference before the smallest id: 'copies desc', 'size', "
               "'license'. Repeatable, in order.")
@@ -170,8 +172,8 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
 @engine_options
 def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool, minhash: bool,
           ngram: int, num_perm: int, threshold: float, bands: int | None, rows: int | None,
-          seed: int, verify: bool, ranking: tuple[str, ...], licenses: tuple[str, ...],
-          overwrite: bool, engine: Any) -> None:
+          seed: int, verify: bool, verify_memory: str, ranking: tuple[str, ...],
+          licenses: tuple[str, ...], overwrite: bool, engine: Any) -> None:
     """Remove duplicate documents, keeping one per group (smallest id unless ranked)."""
     from corpus import pipeline
     from corpus.io import DatasetDir
@@ -184,7 +186,7 @@ def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool, mi
     else:
         options |= {"method": "minhash", "ngram": ngram, "num_perm": num_perm,
                     "threshold": threshold, "bands": bands, "rows": rows, "seed": seed,
-                    "verify": verify}
+                    "verify": verify, "verify_memory": verify_memory}
     spec = pipeline.StageSpec("dedup", "dedup", input_dir, options)
     pipeline.KINDS["dedup"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
     _print_stats(out_dir)

@@ -46,6 +46,9 @@ def _libc() -> ctypes.CDLL | None:
 def release_free_memory() -> None:
     """Give the heap's free pages back to the OS (after a task, so a worker's resident memory
     is what it holds, not the peak of everything it ever did)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed blocks too
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)

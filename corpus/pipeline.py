@@ -110,7 +110,8 @@ def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
         raise ConfigError(f"stage {spec.name}: unknown dedup method {method!r} "
                           f"(known: {', '.join(jobs)})")
     job, options_cls = jobs[method]
-    opts = _options(options_cls, options, f"stage {spec.name}")
+    opts = _options(options_cls, options, f"stage {spec.name}",
+                    ("verify_memory",) if method == "minhash" else ())
     return engine.run(job(opts, _needs_input(spec, input_url), out), **kw)
 
 

@@ -17,7 +17,9 @@ from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
 from corpus.dedup import minhash as mh
-from corpus.dedup.near import MinHashDedupJob, MinHashOptions, components, jaccard
+from corpus.dedup.components import components
+from corpus.dedup.near import MinHashDedupJob, MinHashOptions
+from corpus.dedup.sets import jaccard
 from corpus.dedup.shingles import TOKEN, reference, shingles
 from corpus.engine import Engine
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
@@ -189,7 +191,7 @@ def test_short_and_empty_documents(engine, tmp_path):
 def test_cluster_ids_reasons_stats_and_cli(extracted, tmp_path):
     out = tmp_path / "cli"
     res = run_cli("dedup", str(extracted[2]), str(out), "--minhash", "--threshold", "0.8",
-                  "--verify", "--workers", "2", "--quiet")
+                  "--verify", "--verify-memory", "64KiB", "--workers", "2", "--quiet")
     assert res.returncode == 0, res.stderr
     kept = table_of(out)
     by_id = {r["id"]: r for r in kept.to_pylist()}
@@ -204,7 +206,11 @@ def test_cluster_ids_reasons_stats_and_cli(extracted, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     plan = manifest["runs"][-1]["resolve"]
     assert plan["removed"] == manifest["removed"] == len(reasons)
+    assert manifest["runs"][-1]["candidates"]["verify_groups"] > 1  # --verify-memory read
     assert "near-duplicate-of" in res.stdout
+    bad = run_cli("dedup", str(extracted[2]), str(tmp_path / "bad"), "--minhash", "--verify",
+                  "--verify-memory", "lots", "--quiet")
+    assert bad.returncode != 0 and "cannot read size 'lots'" in bad.stderr
 
 
 def test_components_and_jaccard_helpers():

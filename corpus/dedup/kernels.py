@@ -185,16 +185,17 @@ def signatures(hv, starts, counts, a, b, out):
 
 
 @njit(cache=True, nogil=True)
-def jaccards(values, offsets, left, right):
-    """Jaccard of set pairs: set i is values[offsets[i]:offsets[i+1]], sorted and distinct."""
+def jaccards(va, oa, left, vb, ob, right):
+    """Jaccard of set pairs: set i of block a is va[oa[i]:oa[i+1]] (sorted, distinct), set j
+    of block b likewise; pair p is (left[p], right[p])."""
     out = np.empty(left.shape[0], dtype=np.float64)
     for p in range(left.shape[0]):
         i, j = left[p], right[p]
-        a, a_end, b, b_end = offsets[i], offsets[i + 1], offsets[j], offsets[j + 1]
+        a, a_end, b, b_end = oa[i], oa[i + 1], ob[j], ob[j + 1]
         na, nb = a_end - a, b_end - b
         inter = 0
         while a < a_end and b < b_end:
-            x, y = values[a], values[b]
+            x, y = va[a], vb[b]
             if x == y:
                 inter += 1
                 a += 1

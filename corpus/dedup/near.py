@@ -8,10 +8,10 @@ Steps on the engine (only small columns move between them, never `content`):
    linked as a star on its first document, or, when verifying, as all its pairs (buckets of up
    to `max_bucket` documents).
    With --verify, summarize also writes every document's exact shingle set (sorted hashes),
-   and candidates packs the candidate pairs' connected components into groups whose sets fit
-   in `verify_memory` (a component is never split).
+   and candidates cuts the candidate documents, in keeper order, into groups whose sets take
+   at most half of `verify_memory`.
 3. scatter (per partition, with --verify): each group's shingle sets to the group's folder.
-4. resolve (once): with --verify, the exact Jaccard of every candidate pair, one group in
+4. resolve (once): with --verify, the exact Jaccard of every candidate pair, two groups in
    memory at a time, keeping those at or above the threshold; then connected components by
    min-label propagation over the edges streamed from disk (8 bytes per document plus one
    batch of edges); a component's keeper is its first document in the global order.
@@ -34,18 +34,23 @@ import pyarrow.parquet as pq
 from corpus import duck, schema
 from corpus.dedup import kernels
 from corpus.dedup import minhash as mh
+from corpus.dedup.components import components
 from corpus.dedup.exact import RANKABLE, _rank_columns
+from corpus.dedup.sets import SetBlock
 from corpus.dedup.shingles import shingles
 from corpus.errors import ConfigError
 from corpus.filters import text as tx
 from corpus.filters.stage import slices
 from corpus.io import DatasetDir
-from corpus.malloc import retain_freed_memory
+from corpus.malloc import release_free_memory, retain_freed_memory
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
 
 STAGE = "dedup-minhash"
 SLICE_BYTES = 4 << 20
 EDGE_BATCH = 1 << 20
+# DuckDB's memory for the LSH group-by and joins: past it, DuckDB spills to its temp directory
+# (its default is 80 % of RAM, which is no bound at all on a shared worker)
+LSH_MEMORY = "512MB"
 
 
 @dataclass
@@ -58,7 +63,7 @@ class MinHashOptions:
     seed: int = 42
     verify: bool = False  # exact Jaccard of every candidate pair before linking it
     max_bucket: int = 200  # larger LSH buckets are linked as stars, never all pairs
-    verify_memory: int = 512 << 20  # bytes of shingle sets verification holds at a time
+    verify_memory: int = 256 << 20  # bytes of shingle sets verification holds at a time
     ranking: list[str] = field(default_factory=list)  # keeper preference before smallest id
     license_preference: list[str] = field(default_factory=list)
 
@@ -78,6 +83,8 @@ class MinHashDedupJob(MapJob):
             raise ConfigError("dedup --minhash: threshold must be in (0, 1]")
         if not 1 <= opts.ngram <= 16:
             raise ConfigError("dedup --minhash: ngram must be between 1 and 16")
+        if opts.verify_memory <= 0:
+            raise ConfigError("dedup --minhash: verify_memory must be a positive size")
         if (opts.bands is None) != (opts.rows is None):
             raise ConfigError("dedup --minhash: give both --bands and --rows, or neither")
         if opts.bands is None:
@@ -162,7 +169,7 @@ class MinHashDedupJob(MapJob):
 
     def candidates(self) -> dict[str, Any]:
         o, out = self.opts, self.output
-        con = duck.connect()
+        con = duck.connect(memory_limit=LSH_MEMORY)
         docs = self._scan(con, "docs")
         ranks = [c for c in con.execute(f"SELECT * FROM {docs} LIMIT 0").to_arrow_table()
                  .column_names if c[:1] == "r" and c[1:2].isdigit()]
@@ -209,10 +216,9 @@ class MinHashDedupJob(MapJob):
         return info
 
     def _assign_groups(self, con: Any, n_docs: int) -> dict[str, Any]:
-        """Verification groups: the candidate pairs' connected components, packed into groups
-        whose shingle sets fit in `verify_memory`; every pair lies inside one group."""
+        """Verification groups: the candidate documents in keeper order, cut into groups whose
+        shingle sets take at most half of `verify_memory`, so that any two groups fit."""
         o, out = self.opts, self.output
-        labels = components(n_docs, lambda: self._edge_batches(work("edges")))
         con.execute(f"CREATE VIEW edges AS SELECT * FROM {self._scan_one(con, work('edges'))}")
         sizes = con.execute(f"""
             WITH c AS (SELECT pu AS part, qu AS pos, u AS g FROM edges
@@ -220,20 +226,23 @@ class MinHashDedupJob(MapJob):
             SELECT c.g, d.shingles FROM c JOIN {self._scan(con, 'docs')} d USING (part, pos)
             ORDER BY c.g""").to_arrow_table()
         g = sizes.column("g").to_numpy()
-        nbytes = 8 * sizes.column("shingles").to_numpy().sum() + 64 * len(g)
-        n_groups = max(1, -(-int(nbytes) // o.verify_memory))
-        group = (labels[g] * np.int64(0x9E3779B1)) % n_groups  # a component stays whole
-        con.register("grp", pa.table({"g": pa.array(g), "grp": pa.array(group, pa.int32())}))
+        nbytes = 8 * sizes.column("shingles").to_numpy() + 64
+        group = ((np.cumsum(nbytes) - nbytes) // max(1, o.verify_memory // 2)).astype(np.int32)
+        n_groups = int(group.max()) + 1 if len(group) else 1
+        capacity = np.bincount(group, weights=sizes.column("shingles").to_numpy(),
+                               minlength=n_groups).astype(np.int64)
+        con.register("grp", pa.table({"g": pa.array(g), "grp": pa.array(group)}))
         out.write_parquet(work("members"), con.execute(
             "SELECT pu AS part, qu AS pos, grp FROM edges JOIN grp ON grp.g = edges.u UNION "
             "SELECT pv, qv, grp FROM edges JOIN grp ON grp.g = edges.v ORDER BY part, pos"
         ).to_arrow_reader(1 << 16), pa.schema([("part", pa.int32()), ("pos", pa.int32()),
                                                ("grp", pa.int32())]))
         out.write_parquet(work("grouped"), con.execute(
-            "SELECT edges.*, grp FROM edges JOIN grp ON grp.g = edges.u ORDER BY grp, u, v"
-        ).to_arrow_reader(1 << 16), EDGES.append(pa.field("grp", pa.int32())),
-            row_group_bytes=1 << 20)
-        return {"verify_groups": n_groups, "candidate_documents": len(g)}
+            "SELECT edges.*, a.grp AS gu, b.grp AS gv FROM edges JOIN grp a ON a.g = edges.u "
+            "JOIN grp b ON b.g = edges.v ORDER BY gu, gv, u, v"
+        ).to_arrow_reader(1 << 16), GROUPED, row_group_bytes=1 << 20)
+        return {"verify_groups": n_groups, "candidate_documents": len(g),
+                "group_shingles": capacity.tolist()}
 
     def _scan_one(self, con: Any, rel: str) -> str:
         return duck.parquet_scan(con, [f"{self.output.url.rstrip('/')}/{rel}"])
@@ -276,28 +285,40 @@ class MinHashDedupJob(MapJob):
                 yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
 
     def _verify(self, rel: str) -> dict[str, Any]:
-        """Exact Jaccard of each candidate pair, group by group (one group's shingle sets in
-        memory at a time); keep the pairs at or above the threshold."""
+        """Exact Jaccard of each candidate pair, keeping those at or above the threshold.
+        Pairs are grouped by the groups of their two documents (u before v in keeper order,
+        so group(u) <= group(v)); two groups' sets are in memory at a time."""
         o, out = self.opts, self.output
         n_groups = self.results["candidates"]["verify_groups"]
         counts = {"verified_pairs": 0, "accepted_pairs": 0}
 
-        def accepted():
-            for g in range(n_groups):
+        def load(g: int) -> SetBlock:
+            capacity = self.results["candidates"]["group_shingles"][g]
+            if n_groups == 1:
+                block = SetBlock.read_members(out, self.keys, capacity)
+            else:
                 folder = posixpath.join(WORK_DIR, "groups", f"g{g:05d}")
-                if n_groups == 1:
-                    block = SetBlock.read_members(out, self.keys)
-                elif out.exists(folder):
-                    block = SetBlock.read(out, [posixpath.join(folder, posixpath.basename(p))
-                                                for p in out.fs.ls(out.join(folder),
-                                                                   detail=False)])
-                else:
+                block = SetBlock.read(out, [posixpath.join(folder, posixpath.basename(p))
+                                            for p in out.fs.ls(out.join(folder), detail=False)],
+                                      capacity)
+            release_free_memory()  # the Parquet tables it was read from
+            return block
+
+        def accepted():
+            for gu in range(n_groups):
+                e = out.read_parquet(work("grouped"), filters=[("gu", "=", gu)])
+                if not e.num_rows:
                     continue
-                e = out.read_parquet(work("grouped"), filters=[("grp", "=", g)])
-                c = {name: e.column(name).to_numpy() for name in EDGES.names}
-                j = kernels.jaccards(block.values, block.offsets, block.index(c["pu"], c["qu"]),
-                                     block.index(c["pv"], c["qv"]))
-                keep = j >= o.threshold
+                c = {name: e.column(name).to_numpy() for name in GROUPED.names}
+                a = load(gu)
+                keep = np.zeros(e.num_rows, dtype=bool)
+                starts = np.flatnonzero(np.r_[True, c["gv"][1:] != c["gv"][:-1]])
+                for s, t in zip(starts, np.r_[starts[1:], e.num_rows], strict=True):
+                    b = a if c["gv"][s] == gu else load(int(c["gv"][s]))
+                    j = kernels.jaccards(a.values, a.offsets, a.index(c["pu"][s:t], c["qu"][s:t]),
+                                         b.values, b.offsets, b.index(c["pv"][s:t], c["qv"][s:t]))
+                    keep[s:t] = j >= o.threshold
+                    del b
                 counts["verified_pairs"] += e.num_rows
                 counts["accepted_pairs"] += int(keep.sum())
                 yield pa.RecordBatch.from_arrays([pa.array(c[name][keep])
@@ -375,92 +396,12 @@ class MinHashDedupJob(MapJob):
                                gone, rows_in=table.num_rows)
 
 
-@dataclass
-class SetBlock:
-    """Shingle sets of some documents: set i is values[offsets[i]:offsets[i+1]], document i
-    identified by (part, pos); `index` finds them through the sorted keys part << 32 | pos."""
-    sorted_keys: np.ndarray
-    rows: np.ndarray  # rows[k]: the set of the k-th sorted key
-    values: np.ndarray
-    offsets: np.ndarray
-
-    @classmethod
-    def read(cls, out: DatasetDir, rels: list[str]) -> SetBlock:
-        return cls.from_tables([out.read_parquet(r) for r in rels])
-
-    @classmethod
-    def read_members(cls, out: DatasetDir, keys: list[str]) -> SetBlock:
-        """Every candidate's set, read in place from the partitions' set files."""
-        members = out.read_parquet(work("members"), columns=["part", "pos"])
-        part, pos = members.column("part").to_numpy(), members.column("pos").to_numpy()
-        tables = []
-        for p in np.unique(part).tolist():
-            t = out.read_parquet(work("sets", keys[p])).take(pa.array(pos[part == p]))
-            tables.append(pa.table({"part": pa.array(np.full(t.num_rows, p, np.int32)),
-                                    "pos": t.column("pos"), "shingles": t.column("shingles")}))
-        return cls.from_tables(tables)
-
-    @classmethod
-    def from_tables(cls, tables: list[pa.Table]) -> SetBlock:
-        parts, values, offsets, base = [], [], [np.zeros(1, np.int64)], 0
-        for t in tables:
-            parts.append((t.column("part").to_numpy().astype(np.int64) << 32)
-                         | t.column("pos").to_numpy())
-            for chunk in t.column("shingles").chunks:
-                offs = chunk.offsets.to_numpy().astype(np.int64)
-                values.append(chunk.values.to_numpy()[offs[0]:offs[-1]])
-                offsets.append(offs[1:] - offs[0] + base)
-                base += int(offs[-1] - offs[0])
-        keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        order = np.argsort(keys)
-        return cls(keys[order], order,
-                   np.concatenate(values) if values else np.zeros(0, np.uint64),
-                   np.concatenate(offsets))
-
-    def index(self, part: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        return self.rows[np.searchsorted(self.sorted_keys,
-                                         (part.astype(np.int64) << 32) | pos)]
-
-
 EDGES = pa.schema([("u", pa.int64()), ("v", pa.int64()), ("pu", pa.int32()),
                    ("qu", pa.int32()), ("pv", pa.int32()), ("qv", pa.int32())])
+GROUPED = EDGES.append(pa.field("gu", pa.int32())).append(pa.field("gv", pa.int32()))
 
 
 def _exact_opts(o: MinHashOptions) -> Any:
     from corpus.dedup.exact import ExactOptions
 
     return ExactOptions(ranking=o.ranking, license_preference=o.license_preference)
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard of two sorted arrays of distinct values."""
-    if not len(a) and not len(b):
-        return 0.0
-    if len(a) > len(b):
-        a, b = b, a
-    idx = np.searchsorted(b, a)
-    inter = int((b[np.minimum(idx, len(b) - 1)] == a).sum()) if len(b) else 0
-    return inter / (len(a) + len(b) - inter)
-
-
-def components(n: int, edge_batches) -> np.ndarray:
-    """Label of every node: the smallest node of its connected component. Min-label hooking
-    plus pointer jumping, repeated over the edges (read again each pass) until no label
-    changes; memory is one int64 per node plus one batch of edges."""
-    labels = np.arange(n, dtype=np.int64)
-    changed = True
-    while changed:
-        changed = False
-        for u, v in edge_batches():
-            lu, lv = labels[u], labels[v]
-            lo, hi = np.minimum(lu, lv), np.maximum(lu, lv)
-            diff = lo != hi
-            if diff.any():
-                changed = True
-                np.minimum.at(labels, hi[diff], lo[diff])
-                while True:  # compress: every node points straight at its root
-                    nxt = labels[labels]
-                    if np.array_equal(nxt, labels):
-                        break
-                    labels = nxt
-    return labels
