@@ -78,31 +78,57 @@ def github_tables(sources: tuple[str, ...], out_dir: str, site_packages: bool,
 
 
 @cli.command()
-@click.option("--engine", "engine_name", type=click.Choice(["duckdb"]), default="duckdb",
-              show_default=True, help="Where the SQL runs (duckdb: locally over --tables).")
-@click.option("--tables", required=True, metavar="TABLES",
-              help="Folder of files/contents/licenses tables (corpus github-tables).")
+@click.option("--engine", "engine_name", type=click.Choice(["duckdb", "bigquery"]),
+              default="duckdb", show_default=True,
+              help="Where the SQL runs: duckdb locally over --tables, or BigQuery.")
+@click.option("--tables", default=None, metavar="TABLES",
+              help="duckdb: folder of files/contents/licenses tables (corpus github-tables).")
 @click.option("--query", required=True, metavar="FILE", help="BigQuery SQL template.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Query parameter; arrays as a,b,c or JSON. Repeatable.")
-@click.option("--out", "out_dir", metavar="DIR", help="Output dataset directory.")
+@click.option("--out", "out_dir", metavar="DIR", help="Output dataset directory (or gs://…).")
 @click.option("--partition-size", default="64MiB", show_default=True, metavar="SIZE",
-              help="Target content bytes per output partition.")
+              help="duckdb: target content bytes per output partition.")
+@click.option("--project", default=None, envvar="GOOGLE_CLOUD_PROJECT", metavar="PROJECT",
+              help="bigquery: billing project. Env: GOOGLE_CLOUD_PROJECT.")
+@click.option("--export", "export_url", default=None, metavar="gs://BUCKET/PREFIX",
+              help="bigquery: where the result is exported (re-runs reuse a finished export). "
+              "Without it, the result table is read with the Storage Read API.")
+@click.option("--export-format", type=click.Choice(["parquet", "json"]), default="parquet",
+              show_default=True, help="bigquery: Parquet, or gzip JSON lines.")
+@click.option("--max-bytes-billed", default="1TiB", show_default=True, metavar="SIZE",
+              help="bigquery: refuse (and have BigQuery refuse) queries scanning more.")
+@click.option("--dataset", "bq_dataset", default="corpus_extract", show_default=True,
+              help="bigquery: dataset of the billing project for the result table.")
+@click.option("--location", default="US", show_default=True,
+              help="bigquery: location of the jobs and the result dataset.")
+@click.option("--deadline", type=click.FloatRange(1), default=60.0, show_default=True,
+              metavar="SECONDS", help="bigquery: how long each API call may retry.")
 @click.option("--dry-run", is_flag=True,
-              help="Print the transpiled SQL and the row/byte estimate; write nothing.")
+              help="Print the estimate (duckdb: with the transpiled SQL); run nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def extract(engine_name: str, tables: str, query: str, params: tuple[str, ...],
-            out_dir: str | None, partition_size: str, dry_run: bool, overwrite: bool,
+def extract(engine_name: str, tables: str | None, query: str, params: tuple[str, ...],
+            out_dir: str | None, partition_size: str, project: str | None,
+            export_url: str | None, export_format: str, max_bytes_billed: str,
+            bq_dataset: str, location: str, deadline: float, dry_run: bool, overwrite: bool,
             engine: Any) -> None:
     """Run a query template over GitHub-shaped tables into a dataset directory."""
-    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions, describe
     from corpus.extract.template import parse_assignments
     from corpus.io import DatasetDir
     from corpus.units import format_bytes, parse_size
 
     if not dry_run and not out_dir:
         raise click.UsageError("--out is required (or use --dry-run)")
+    if engine_name == "bigquery":
+        _extract_bigquery(query, parse_assignments(list(params)), out_dir, project, export_url,
+                          export_format, parse_size(max_bytes_billed), bq_dataset, location,
+                          deadline, dry_run, overwrite, engine)
+        return
+    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions, describe
+
+    if not tables:
+        raise click.UsageError("--tables is required with --engine duckdb")
     opts = ExtractOptions(query=query, tables=tables, params=parse_assignments(list(params)),
                           partition_bytes=parse_size(partition_size))
     job = ExtractJob(opts, DatasetDir(out_dir or "unused-by-dry-run"))
@@ -115,6 +141,34 @@ def extract(engine_name: str, tables: str, query: str, params: tuple[str, ...],
             console.print(f"-- scans {name}: {t['rows']:,} rows, "
                           f"{format_bytes(t['bytes'])} uncompressed")
         return
+    engine.run(job, overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+def _extract_bigquery(query: str, params: dict[str, str], out_dir: str | None,
+                      project: str | None, export_url: str | None, export_format: str,
+                      max_bytes: int, dataset: str, location: str, deadline: float,
+                      dry_run: bool, overwrite: bool, engine: Any) -> None:
+    """Dry run and gate, query into a table, export to GCS, read the export with gcsfs."""
+    from corpus.extract.bigquery import BigQueryExtract, BigQueryOptions
+    from corpus.extract.export_job import ExportReadJob, ReadApiJob
+    from corpus.io import DatasetDir
+
+    opts = BigQueryOptions(query=query, export=export_url, project=project, params=params,
+                           export_format=export_format, max_bytes_billed=max_bytes,
+                           dataset=dataset, location=location, deadline_s=deadline)
+    bq = BigQueryExtract(opts, say=lambda m: console.print(escape(m), highlight=False))
+    if dry_run:
+        bq.gate(bq.dry_run())
+        return
+    assert out_dir is not None
+    if export_url:
+        export = bq.run()
+        job: Any = ExportReadJob(export, DatasetDir(out_dir), query)
+    else:  # no bucket: the result table through the Storage Read API, a stream per partition
+        table, rows = bq.table_only()
+        job = ReadApiJob(table, rows, bq.fingerprint, DatasetDir(out_dir), query,
+                         streams=2 * engine.n_workers())
     engine.run(job, overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -229,6 +283,45 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
               f"see `corpus stats DIR` for any of them")
 
 
+@cli.command()
+@click.argument("directory", metavar="DIR")
+@click.option("--repo-id", required=True, metavar="ORG/NAME", help="Hub dataset repository.")
+@click.option("--private", is_flag=True, help="Create the repository private.")
+@click.option("--split-valid", type=float, default=None, metavar="FRACTION",
+              help="Documents for a validation split, chosen by a hash of repo_name and path "
+              "(the same ones on every run).")
+@click.option("--valid-from", default=None, metavar="FILE",
+              help="Repositories (repo_name, one per line) whose files form the validation "
+              "split.")
+@click.option("--shard-size", default="500MB", show_default=True, metavar="SIZE",
+              help="Content bytes per Parquet shard.")
+@click.option("--staging", default=None, metavar="FOLDER",
+              help="Keep the Hub layout here; a re-run reuses it. Default: a temp folder.")
+@click.option("--message", default=None, help="Commit message.")
+@click.option("--deadline", type=click.FloatRange(1), default=60.0, show_default=True,
+              metavar="SECONDS", help="Timeout of each connection, read and write.")
+def push(directory: str, repo_id: str, private: bool, split_valid: float | None,
+         valid_from: str | None, shard_size: str, staging: str | None,
+         message: str | None, deadline: float) -> None:
+    """Upload a dataset directory to the Hugging Face Hub: Parquet shards under data/ and a
+    dataset card with its licenses, languages and every stage's statistics. The token comes
+    from HF_TOKEN or `hf auth login`."""
+    from corpus.publish.layout import LayoutOptions
+    from corpus.publish.push import PushOptions
+    from corpus.publish.push import push as do_push
+    from corpus.units import parse_size
+
+    if split_valid is not None and valid_from is not None:
+        raise click.UsageError("choose one of --split-valid and --valid-from")
+    opts = PushOptions(repo_id, private, LayoutOptions(split_valid, valid_from,
+                                                       parse_size(shard_size)),
+                       staging, message, deadline)
+    result = do_push(directory, opts, say=lambda m: console.print(escape(m), highlight=False))
+    for split, v in result["splits"].items():
+        out.print(f"{split}: {v['rows']:,} rows in {v['shards']} shards")
+    out.print(result["url"])
+
+
 def _print_stats(url: str) -> None:
     from corpus import stats as st
 
@@ -236,6 +329,10 @@ def _print_stats(url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
+    # gcsfs logs a traceback per failed retry; the command reports the failure in one line
+    logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
     try:
         cli.main(args=argv, prog_name="corpus", standalone_mode=False)
     except CorpusError as e:

@@ -138,8 +138,26 @@ class DatasetDir:
             return dataset_hash(manifest)
         return digest([(k, self.fs.size(self.join(self.part_file(k)))) for k in keys])
 
+    @property
+    def object_store(self) -> bool:
+        """gs://, s3://, …: an object appears whole when its upload completes, and a rename
+        is a copy (or, on the GCS emulator, unsupported), so writes go straight to the name."""
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) \
+            else set(self.fs.protocol)
+        return bool(protocols & {"gs", "gcs", "s3", "s3a", "az", "abfs", "hf"})
+
     def _atomic(self, rel: str, write) -> None:
         final = self.join(rel)
+        if self.object_store:
+            f = self.fs.open(final, "wb")
+            try:
+                write(f)
+            except BaseException:
+                f.discard()  # cancel the upload: a failed write must not leave a partial object
+                f.closed = True  # …and closing must not commit what was buffered
+                raise
+            f.close()
+            return
         parent = posixpath.dirname(final)
         self.fs.makedirs(parent, exist_ok=True)
         tmp = f"{final}{TMP_MARK}{uuid.uuid4().hex[:12]}"

@@ -4,9 +4,36 @@ each a "repository" with the license its metadata states."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Set before anything imports gcsfs, huggingface_hub or datasets (they read these at import) and
+# before any Dask cluster starts (workers inherit os.environ): see ../shared/COMPONENTS.md.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+#: The GCS emulator's address (tests/cloud.py starts it on this port when a test asks for it):
+#: gcsfs in this process and in every Dask worker reaches it anonymously through these.
+GCS_PORT = free_port()
+GCS_URL = f"http://127.0.0.1:{GCS_PORT}"
+os.environ.update({"STORAGE_EMULATOR_HOST": GCS_URL, "FSSPEC_GCS_TOKEN": "anon",
+                   "FSSPEC_GCS_PROJECT": "corpus-test"})
+HUB_PORT = free_port()
+HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
+#: A token the fake Hub accepts; tests search every output for it (it must never be printed).
+HUB_TOKEN = "hf_testtoken" + os.urandom(8).hex()
+os.environ.update({"HF_ENDPOINT": HUB_URL, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_XET": "1",
+                   "HF_HOME": tempfile.mkdtemp(prefix="corpus-test-hf-"),
+                   "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
+                   "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
 
 import pytest
 

@@ -3,6 +3,7 @@ predicates computed in plain Python over the same tables."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -109,7 +110,10 @@ def test_dry_run_prints_sql_and_estimate_and_writes_nothing(site_tables, tmp_pat
     res = run_cli("extract", "--tables", str(site_tables), "--query",
                   str(QUERIES / "github_python.sql"), "--out", str(out), "--dry-run")
     assert res.returncode == 0, res.stderr
-    assert "SELECT" in res.stdout and "1048575" in res.stdout and '"binary"' in res.stdout
+    assert "SELECT" in res.stdout and "1048575" in res.stdout
+    # `binary` is a type name in DuckDB: sqlglot quotes it or not depending on its version
+    # (bqemulator pins sqlglot < 30.12); DuckDB accepts both, the estimate below proves it ran
+    assert re.search(r'NOT c\."?binary"?', res.stdout)
     expected = python_join(site_tables, lambda p: p.endswith(".py"), 1024, 1048575)
     assert f"estimate: {len(expected):,} rows" in res.stderr
     assert not out.exists()

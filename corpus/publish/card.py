@@ -1,0 +1,120 @@
+"""The dataset card (README.md with YAML metadata) of a pushed corpus: what it is, where it
+came from, and what each stage removed, from the manifests of the stage chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corpus.io import DatasetDir
+from corpus.publish.layout import Layout
+
+#: License ids the Hub's metadata accepts that extraction produces (SPDX, lowercased); any
+#: other value (an expression like "mit and apache-2.0", a custom key) makes the card say
+#: `other` and list the values in the body.
+HUB_LICENSES = {
+    "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "isc", "mpl-2.0",
+    "lgpl-2.1", "lgpl-3.0", "lgpl-lr", "gpl-2.0", "gpl-3.0", "agpl-3.0", "cc0-1.0", "unlicense",
+    "bsl-1.0", "artistic-2.0", "epl-1.0", "epl-2.0", "ecl-2.0", "afl-3.0", "osl-3.0", "wtfpl",
+    "postgresql", "ofl-1.1", "lppl-1.3c", "cc-by-4.0", "cc-by-sa-4.0", "zlib", "eupl-1.1",
+}
+SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
+         (1_000_000_000, "100M<n<1B"), (10**10, "1B<n<10B"), (10**11, "10B<n<100B"),
+         (10**12, "100B<n<1T")]
+
+
+def size_category(n: int) -> str:
+    return next((name for limit, name in SIZES if n < limit), "n>1T")
+
+
+def stage_chain(url: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Manifests from the extraction to `url`, oldest first, following each one's `input`."""
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    current: str | None = url
+    while current and current not in seen and len(chain) < limit:
+        seen.add(current)
+        try:
+            m = DatasetDir(current).manifest()
+        except Exception:  # an input that moved or is unreadable ends the chain
+            m = None
+        if m is None:
+            break
+        chain.append({**m, "_url": current})
+        current = m.get("input")
+    return chain[::-1]
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n):,} B"
+        n /= 1000
+    return f"{n} B"
+
+
+def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
+           languages: dict[str, int]) -> Any:
+    """A huggingface_hub DatasetCard (so it is exactly what the Hub parses)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    rows = sum(s["rows"] for s in layout.splits.values())
+    known = sorted(k for k in licenses if k in HUB_LICENSES)
+    other = sorted(k for k in licenses if k not in HUB_LICENSES)
+    data = DatasetCardData(
+        license=known + (["other"] if other else []) or None,
+        license_name="various (see the license table)" if other else None,
+        language=["code"], tags=["code", "corpus"], pretty_name=repo_id.split("/")[-1],
+        size_categories=[size_category(rows)], task_categories=["text-generation"],
+        configs=[{"config_name": "default", "data_files": [
+            {"split": s, "path": f"data/{s}-*"} for s in layout.splits]}],
+        dataset_info={"features": None, "splits": [
+            {"name": s, "num_examples": v["rows"], "num_bytes": v["content_bytes"]}
+            for s, v in layout.splits.items()]},
+    )
+    data_dict = data.to_dict()
+    data_dict["dataset_info"].pop("features", None)
+    data = DatasetCardData(**data_dict)
+    body = [f"# {repo_id.split('/')[-1]}", "",
+            "Source code files for training code language models, built with corpus "
+            "from the extraction to the last stage listed below. One row per file: "
+            "`content` plus `repo_name`, `path`, `license`, `language`, the blob `id` and "
+            "the metrics the filters computed.", "",
+            "## Splits", "", "| split | files | content | shards |", "|---|---|---|---|"]
+    body += [f"| {s} | {v['rows']:,} | {_fmt_bytes(v['content_bytes'])} | {len(v['files'])} |"
+             for s, v in layout.splits.items()]
+    body += ["", "## Languages", "", "| language | files |", "|---|---|"]
+    body += [f"| {k} | {v:,} |" for k, v in sorted(languages.items(), key=lambda x: -x[1])]
+    body += ["", "## Licenses", "",
+             "Each file keeps its repository's license (`license` column)."
+             + (" Values that are not a single Hub license id are listed here and make the "
+                "metadata say `other`." if other else ""), "", "| license | files |", "|---|---|"]
+    body += [f"| {k} | {v:,} |" for k, v in sorted(licenses.items(), key=lambda x: -x[1])]
+    body += ["", "## How it was made", "",
+             "Each stage read the previous one's output; rows in = kept + removed, every "
+             "removal with its reason.", ""]
+    for m in stage_chain(url):
+        body += stage_section(m)
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+
+
+def stage_section(m: dict[str, Any]) -> list[str]:
+    cfg = {k: v for k, v in (m.get("config") or {}).items() if v not in (None, [], {}, "")}
+    lines = [f"### {m.get('stage', '?')}", "",
+             f"{m.get('rows_in', m.get('rows', 0)):,} rows in, {m.get('rows', 0):,} kept, "
+             f"{m.get('removed', 0):,} removed.", ""]
+    if cfg:
+        lines += ["Configuration:", "", "```json", _json(cfg), "```", ""]
+    reasons = m.get("reasons") or {}
+    if reasons:
+        lines += ["| reason | rows | bytes |", "|---|---|---|"]
+        lines += [f"| {r} | {c['rows']:,} | {_fmt_bytes(c['bytes'])} |"
+                  for r, c in sorted(reasons.items(), key=lambda x: -x[1]["rows"])]
+        lines.append("")
+    return lines
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=1, sort_keys=True, default=str)
