@@ -113,12 +113,16 @@ def _upload(folder: str, opts: PushOptions, layout: Layout, token: str | None,
     from huggingface_hub import HfApi
     from huggingface_hub import errors as he
 
-    def bounded() -> Any:  # huggingface_hub's own client, with a timeout instead of none
-        client = hf.utils._http.default_client_factory()
-        client.timeout = type(client.timeout)(opts.deadline_s)
-        return client
+    # huggingface_hub's own client with a timeout instead of none (its default waits forever
+    # on a Hub that accepts connections and never answers); skipped if its internals move
+    default = getattr(getattr(hf.utils, "_http", None), "default_client_factory", None)
+    if default is not None:
+        def bounded() -> Any:
+            client = default()
+            client.timeout = type(client.timeout)(opts.deadline_s)
+            return client
 
-    hf.set_client_factory(bounded)
+        hf.set_client_factory(bounded)
     api = HfApi(token=token)
     try:
         repo_url = api.create_repo(opts.repo_id, repo_type="dataset", private=opts.private,
@@ -131,7 +135,8 @@ def _upload(folder: str, opts: PushOptions, layout: Layout, token: str | None,
     except (he.HfHubHTTPError, he.LocalTokenNotFoundError, *_transport_errors(), OSError) as e:
         raise explain(e, opts.repo_id) from None
     finally:
-        hf.set_client_factory(hf.utils._http.default_client_factory)
+        if default is not None:
+            hf.set_client_factory(default)
     say(f"pushed to {repo_url} ({commit.oid[:12] if commit.oid else 'no change'})")
     return {"url": str(repo_url), "commit": commit.oid,
             "splits": {s: {"rows": v["rows"], "shards": len(v["files"])}
