@@ -195,6 +195,63 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
     _print_stats(out_dir)
 
 
+@cli.command("licenses")
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--allow", "allow", multiple=True, metavar="KEYS",
+              help="SPDX keys to keep, comma-separated or repeated (replaces the default "
+              "permissive list, see docs/licenses.md); `bsd` keeps unnumbered BSD.")
+@click.option("--deny", "deny", multiple=True, metavar="KEYS",
+              help="SPDX keys to drop even when allowed, comma-separated or repeated.")
+@click.option("--keep-unlicensed", is_flag=True,
+              help="Keep documents without a license (dropped as `no-license` by default).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def licenses(input_dir: str, out_dir: str, allow: tuple[str, ...], deny: tuple[str, ...],
+             keep_unlicensed: bool, overwrite: bool, engine: Any) -> None:
+    """Keep documents whose license is allowed; dropped ones go to OUT/removed/ with a reason
+    naming their license."""
+    from corpus.licenses.policy import LicenseOptions
+    from corpus.licenses.stage import run_licenses
+
+    def keys(values: tuple[str, ...]) -> list[str]:
+        return [k.strip() for v in values for k in v.split(",") if k.strip()]
+
+    opts = LicenseOptions(deny=keys(deny), keep_unlicensed=keep_unlicensed)
+    if allow:
+        opts.allow = keys(allow)
+    run_licenses(engine, input_dir, out_dir, opts, overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+@cli.command()
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--no-emails", is_flag=True, help="Leave email addresses.")
+@click.option("--no-ips", is_flag=True, help="Leave IP addresses.")
+@click.option("--private-ips", is_flag=True,
+              help="Also redact private, loopback and link-local addresses.")
+@click.option("--high-entropy", is_flag=True,
+              help="Also detect-secrets' high-entropy string plugins (noisy on real code).")
+@click.option("--drop-files-with", "drop", default="", metavar="KIND,…",
+              help="Drop files with these findings instead of redacting, e.g. PRIVATE_KEY.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def scrub(input_dir: str, out_dir: str, no_emails: bool, no_ips: bool, private_ips: bool,
+          high_entropy: bool, drop: str, overwrite: bool, engine: Any) -> None:
+    """Replace secrets and PII with typed placeholders (<AWS_ACCESS_KEY>, <EMAIL>, …) and
+    count them per kind in a `secrets` column; found values are never written anywhere."""
+    from corpus.io import DatasetDir
+    from corpus.scrub.redact import ScrubOptions
+    from corpus.scrub.stage import ScrubJob
+
+    opts = ScrubOptions(emails=not no_emails, ips=not no_ips, private_ips=private_ips,
+                        high_entropy=high_entropy,
+                        drop_files_with=[k.strip().upper() for k in drop.split(",") if k.strip()])
+    engine.run(ScrubJob(DatasetDir(input_dir), DatasetDir(out_dir), opts), overwrite=overwrite)
+    _print_stats(out_dir)
+
+
 @cli.command()
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")

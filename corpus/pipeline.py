@@ -116,11 +116,29 @@ def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
 
 
 #: Stage kinds a config can name. A new stage kind adds one entry here.
+def _licenses(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+              **kw: Any) -> dict[str, Any]:
+    from corpus.licenses.stage import pipeline_stage
+
+    return pipeline_stage(engine, spec, input_url, out, **kw)
+
+
+def _scrub(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+           **kw: Any) -> dict[str, Any]:
+    from corpus.scrub.redact import ScrubOptions
+    from corpus.scrub.stage import ScrubJob
+
+    opts = _options(ScrubOptions, spec.options, f"stage {spec.name}")
+    return engine.run(ScrubJob(_needs_input(spec, input_url), out, opts), **kw)
+
+
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "github-tables": _github_tables,
     "extract": _extract,
     "filter": _filter,
     "dedup": _dedup,
+    "licenses": _licenses,
+    "scrub": _scrub,
 }
 
 

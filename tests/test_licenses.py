@@ -69,6 +69,9 @@ def test_expressions_and_free_text():
     assert L.normalize_expression("Apache-2.0 OR BSD-2-Clause") == "apache-2.0 or bsd-2-clause"
     assert L.normalize_expression("(MIT OR Apache-2.0) AND Zlib") == "(mit or apache-2.0) and zlib"
     assert L.normalize_expression("Apache 2.0") == "apache-2.0"
+    assert L.normalize_expression("BSD-2-Clause AND Apache-2.0 WITH LLVM-exception") == \
+        "bsd-2-clause and apache-2.0 with llvm-exception"  # llvmlite's
+    assert L.normalize_expression("LLVM-exception") is None  # an exception is not a license
     assert L.normalize_expression("new BSD License") == "bsd-3-clause"
     assert L.normalize_expression("BSD") is None  # which BSD? the text must say
     assert L.normalize_expression("Proprietary") is None
@@ -98,3 +101,28 @@ def test_bsd_variants_and_mit0_from_their_defining_clauses():
                          "shall be included in all copies") == "mit"
     assert L.detect_text("no license here") is None
     assert L.detect_text("") is None
+
+
+def test_detected_licenses_parse_and_get_the_declared_verdict():
+    """What detection yields for every installed distribution is a value the license stage
+    reads, and the stage judges it as it judges the License-Expression the package declares."""
+    from corpus.licenses.policy import DEFAULT_ALLOW, LicenseOptions, Policy, normalize
+
+    policies = [Policy.of(LicenseOptions(allow=allow)) for allow in (
+        list(DEFAULT_ALLOW), ["mit"], ["apache-2.0"], ["bsd-3-clause", "bsd-2-clause"],
+        ["mpl-2.0", "mit"])]
+    detected, differ = 0, []
+    for d in distributions():
+        texts = [p.read_text(errors="replace") for p in license_files(d)]
+        key, _ = L.from_metadata(d.metadata, texts)
+        if key is None:
+            continue
+        detected += 1
+        assert normalize(key) is not None, (d.metadata["Name"], key)
+        declared = d.metadata.get("License-Expression")
+        if declared and normalize(declared):
+            for p in policies:
+                if p.decide(key)[0] != p.decide(declared)[0]:
+                    differ.append((d.metadata["Name"], declared, key, sorted(p.allow)))
+    assert detected >= 10
+    assert not differ, f"detection changes the stage's verdict: {differ}"

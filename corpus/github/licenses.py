@@ -27,6 +27,12 @@ SPDX_IDS = {s.lower() for s in (
     "X11", "Zlib", "ZPL-2.1",
 )}
 
+# SPDX exception ids (after WITH) seen on PyPI, lowercased.
+SPDX_EXCEPTIONS = {s.lower() for s in (
+    "LLVM-exception", "Classpath-exception-2.0", "GCC-exception-3.1", "Linux-syscall-note",
+    "OpenSSL-exception", "Autoconf-exception-3.0", "Bison-exception-2.2",
+)}
+
 # Free-text License fields people write, normalised (see _norm), to their SPDX key.
 ALIASES = {
     "mit license": "mit", "the mit license": "mit", "mit licence": "mit", "expat": "mit",
@@ -175,10 +181,11 @@ def normalize_expression(expr: str) -> str | None:
     tokens = re.split(r"\s+|([()])", expr)
     words = [t for t in tokens if t and t not in "()"]
     ops = {"and", "or", "with"}
-    if words and all(w.lower() in SPDX_IDS or w.lower() in ops or w.startswith("LicenseRef-")
-                     for w in words) and words[0].lower() not in ops:
+    known = SPDX_IDS | SPDX_EXCEPTIONS | ops
+    if words and all(w.lower() in known or w.startswith("LicenseRef-")
+                     for w in words) and words[0].lower() not in ops | SPDX_EXCEPTIONS:
         return " ".join(
-            w.lower() if w.lower() in ops or w.lower() in SPDX_IDS else w
+            w.lower() if w.lower() in known else w
             for w in (t for t in tokens if t)
         ).replace("( ", "(").replace(" )", ")")
     return ALIASES.get(_norm(expr))

@@ -1,0 +1,94 @@
+"""Realistic fake secrets of many kinds, in their real formats (prefixes, lengths, alphabets,
+JWT structure, a real RSA key block), generated from a seed: never real credentials. Shared by
+bench/scrub.py and tests/test_scrub.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from collections.abc import Callable
+
+AZ09 = string.ascii_letters + string.digits
+UP09 = string.ascii_uppercase + string.digits
+LOW09 = string.ascii_lowercase + string.digits
+
+
+def _s(r: random.Random, alphabet: str, n: int) -> str:
+    return "".join(r.choice(alphabet) for _ in range(n))
+
+
+def _b64url(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+
+def _rsa_block(r: random.Random) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption()).decode().strip()
+
+
+#: kind -> (placeholder kind expected, value generator, how it appears in code: {v} = value)
+GENERATORS: dict[str, tuple[str, Callable[[random.Random], str], str]] = {
+    "aws_access_key": ("AWS_ACCESS_KEY", lambda r: "AKIA" + _s(r, UP09, 16),
+                       'AWS_ACCESS_KEY_ID = "{v}"'),
+    "aws_secret_key": ("AWS_ACCESS_KEY", lambda r: _s(r, AZ09 + "/+", 40),
+                       'aws_secret_access_key = "{v}"'),
+    "github_token": ("GITHUB_TOKEN", lambda r: "ghp_" + _s(r, AZ09, 36),
+                     'headers = {{"Authorization": "token {v}"}}'),
+    "gitlab_token": ("GITLAB_TOKEN", lambda r: "glpat-" + _s(r, AZ09 + "_-", 20),
+                     'GITLAB = "{v}"'),
+    "slack_token": ("SLACK_TOKEN", lambda r: f"xoxb-{_s(r, string.digits, 12)}-"
+                    f"{_s(r, string.digits, 13)}-{_s(r, LOW09, 24)}",
+                    "# slack bot: {v}"),
+    "stripe_key": ("STRIPE_KEY", lambda r: "sk_live_" + _s(r, AZ09, 24),
+                   "stripe.api_key = '{v}'"),
+    "twilio_sid": ("TWILIO_KEY", lambda r: "AC" + _s(r, "0123456789abcdef", 32),
+                   'client = Client("{v}", auth)'),
+    "jwt": ("JWT", lambda r: ".".join([
+        _b64url({"alg": "HS256", "typ": "JWT"}),
+        _b64url({"sub": _s(r, string.digits, 10), "name": _s(r, string.ascii_letters, 8)}),
+        base64.urlsafe_b64encode(r.randbytes(32)).decode().rstrip("=")]),
+        'TOKEN = "{v}"'),
+    "npm_token": ("NPM_TOKEN", lambda r: "npm_" + _s(r, AZ09, 36),
+                  "# .npmrc: //registry.npmjs.org/:_authToken={v}"),
+    "pypi_token": ("PYPI_TOKEN", lambda r: "pypi-AgEIcHlwaS5vcmc" + _s(r, AZ09 + "-_", 80),
+                   'TWINE_PASSWORD = "{v}"'),
+    "openai_key": ("OPENAI_KEY", lambda r: "sk-" + _s(r, AZ09, 20) + "T3BlbkFJ"
+                   + _s(r, AZ09, 20), 'openai.api_key = "{v}"'),
+    "sendgrid_key": ("SENDGRID_KEY", lambda r: "SG." + _s(r, AZ09 + "_-", 22) + "."
+                     + _s(r, AZ09 + "_-", 43), 'SENDGRID = "{v}"'),
+    "azure_key": ("AZURE_KEY", lambda r: _s(r, AZ09 + "+/", 86) + "==",
+                  'conn = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey={v}"'),
+    "db_password": ("PASSWORD", lambda r: _s(r, AZ09, 14),
+                    'DATABASE_URL = "postgresql://app:{v}@db.internal.corp:5432/prod"'),
+    "password_assignment": ("PASSWORD", lambda r: _s(r, AZ09, 12) + "!",
+                            'password = "{v}"'),
+    "secret_assignment": ("SECRET", lambda r: _s(r, AZ09, 32), "client_secret = '{v}'"),
+    "email": ("EMAIL", lambda r: f"{_s(r, string.ascii_lowercase, 7)}."
+              f"{_s(r, string.ascii_lowercase, 6)}@{_s(r, string.ascii_lowercase, 8)}.io",
+              "# Author: J. Doe <{v}>"),
+    "ipv4": ("IP_ADDRESS", lambda r: f"{r.choice([23, 34, 52, 81, 104, 151, 185])}."
+             f"{r.randint(1, 254)}.{r.randint(1, 254)}.{r.randint(1, 254)}",
+             'SERVER = "{v}"'),
+    "private_key": ("PRIVATE_KEY", _rsa_block, 'KEY = """{v}"""'),
+}
+
+
+def plant(text: str, kind: str, r: random.Random) -> tuple[str, str]:
+    """`text` with one secret of `kind` inserted on a line of its own at a random line
+    boundary; returns (new text, the planted value)."""
+    _, gen, template = GENERATORS[kind]
+    value = gen(r)
+    lines = text.split("\n")
+    at = r.randint(0, len(lines))
+    indent = ""
+    if at < len(lines):
+        indent = lines[at][:len(lines[at]) - len(lines[at].lstrip())]
+    lines.insert(at, indent + template.format(v=value))
+    return "\n".join(lines), value

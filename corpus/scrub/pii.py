@@ -1,0 +1,81 @@
+"""Our own detectors: email addresses, IP addresses, passwords in connection strings, private
+key blocks. Each returns (kind, start, end) spans of the value only, so a redacted string stays
+a string and a URL keeps its shape.
+
+What is not PII, by rule (docs/scrub.md): addresses at reserved example domains (RFC 2606 /
+6761: example.com/.net/.org, *.example, *.test, *.invalid, *.localhost), IPs that are private,
+loopback, link-local, multicast, unspecified or in the documentation ranges (RFC 5737, 3849),
+and dotted numbers that are versions (after "version", "v", "==", ">=", …).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+Span = tuple[str, int, int]
+
+EMAIL = re.compile(
+    r"(?<![\w.%+:/-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
+    r"(?![\w-])")
+EXAMPLE_DOMAINS = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|net|org|edu)|example|test|invalid|localhost|local)$", re.I)
+IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
+                  r"|[1-9]?\d)){3}(?![\w.]|\.\d)")
+IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})"
+                  r"|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}(?![\w:])")
+VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|release)\w*[\"']?\s*[:=]?|\bv|==|>=|<=|~=|!="
+                            r"|@)\s*[\"']?\s*$")
+#: scheme://user:PASSWORD@host — the password only (also what detect-secrets' basic auth finds)
+CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
+                  r"([^\s:/?#\[\]@'\"]{1,128})@[\w.-]+")
+PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----.*?"
+                         r"-----END \1PRIVATE KEY\2-----", re.S)
+PLACEHOLDER_VALUES = re.compile(r"^(?:<[A-Z_]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
+                                r"password|passwd|pass|secret|changeme|user|username)$", re.I)
+
+
+def emails(text: str) -> Iterator[Span]:
+    for m in EMAIL.finditer(text):
+        domain = m.group(0).rsplit("@", 1)[1]
+        if not EXAMPLE_DOMAINS.search(domain):
+            yield ("EMAIL", m.start(), m.end())
+
+
+def _public(addr: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def ips(text: str, private: bool = False) -> Iterator[Span]:
+    """Public IPv4/IPv6 addresses (all valid ones with private=True), not versions."""
+    for m in IPV4.finditer(text):
+        if VERSION_BEFORE.search(text[max(0, m.start() - 24):m.start()]):
+            continue
+        if private or _public(m.group(0)):
+            yield ("IP_ADDRESS", m.start(), m.end())
+    for m in IPV6.finditer(text):
+        value = m.group(0)
+        if value.count(":") < 2 or (not any(c.isalpha() for c in value) and "::" not in value):
+            continue  # times (12:30:45) and ratios are not addresses
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            continue
+        if private or _public(value):
+            yield ("IP_ADDRESS", m.start(), m.end())
+
+
+def connection_passwords(text: str) -> Iterator[Span]:
+    for m in CONN.finditer(text):
+        if not PLACEHOLDER_VALUES.match(m.group(1)):
+            yield ("PASSWORD", m.start(1), m.end(1))
+
+
+def private_keys(text: str) -> Iterator[Span]:
+    for m in PRIVATE_KEY.finditer(text):
+        yield ("PRIVATE_KEY", m.start(), m.end())

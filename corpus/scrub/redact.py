@@ -1,0 +1,65 @@
+"""Find every secret and PII span of one document and replace each with a typed placeholder.
+
+Overlapping findings keep the longest (a private key block over the base64 inside it); the
+same value always gets the same placeholder, so a redacted file stays consistent. Counts per
+kind are returned; the found values are never returned, logged or stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from corpus.scrub import pii
+from corpus.scrub import secrets as sec
+
+Span = tuple[str, int, int]
+
+
+@dataclass
+class ScrubOptions:
+    emails: bool = True
+    ips: bool = True
+    private_ips: bool = False  # also redact private / loopback addresses
+    high_entropy: bool = False  # detect-secrets' entropy plugins (noisy on real code)
+    drop_files_with: list[str] = field(default_factory=list)  # kinds whose files are dropped
+
+
+def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:
+    spans: list[Span] = [*pii.private_keys(text), *pii.connection_passwords(text),
+                         *sec.regex_secrets(text), *sec.keyword_secrets(text, filename,
+                                                                       opts.high_entropy)]
+    if opts.emails:
+        spans += pii.emails(text)
+    if opts.ips:
+        spans += pii.ips(text, opts.private_ips)
+    return spans
+
+
+def merge(spans: list[Span]) -> list[Span]:
+    """Non-overlapping spans, longest first among those that start together."""
+    out: list[Span] = []
+    end = -1
+    for kind, a, b in sorted(spans, key=lambda s: (s[1], -(s[2] - s[1]))):
+        if a >= end:
+            out.append((kind, a, b))
+            end = b
+        elif b > end and out:  # overlaps the previous one and goes further: extend it
+            k, a0, _ = out[-1]
+            out[-1] = (k, a0, b)
+            end = b
+    return out
+
+
+def redact(text: str, filename: str, opts: ScrubOptions) -> tuple[str, Counter[str]]:
+    spans = merge(find(text, filename, opts))
+    if not spans:
+        return text, Counter()
+    parts, pos = [], 0
+    counts: Counter[str] = Counter()
+    for kind, a, b in spans:
+        parts += [text[pos:a], f"<{kind}>"]
+        counts[kind] += 1
+        pos = b
+    parts.append(text[pos:])
+    return "".join(parts), counts

@@ -1,0 +1,88 @@
+"""`corpus scrub IN OUT`: secrets and PII replaced by typed placeholders, counted per kind.
+
+A Python step per document (detect-secrets' plugins are Python; the whole-text regex searches
+inside run at C speed): measured in bench/scrub.py. A document whose scrubbing fails is dropped
+with a reason naming the error type only (its message could quote the text), never passed on
+unscrubbed. Found values are never written: not to `removed/`, the manifest or logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from corpus import schema
+from corpus.io import DatasetDir
+from corpus.scrub.redact import ScrubOptions, redact
+from corpus.stage import MapJob, removed_rows, write_documents
+
+STAGE = "scrub"
+
+
+class ScrubJob(MapJob):
+    stage = STAGE
+    requires = (schema.Column("content", schema.STRING), schema.Column("path", schema.STRING))
+
+    def __init__(self, input: DatasetDir, output: DatasetDir, opts: ScrubOptions):
+        super().__init__(input, output, {"scrub": opts.__dict__})
+        self.opts = opts
+
+    def map(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        contents = table.column("content").to_pylist()
+        paths = table.column("path").to_pylist()
+        out: list[str | None] = []
+        found: list[str] = []
+        keep: list[bool] = []
+        reasons: list[str] = []
+        drop_kinds = set(self.opts.drop_files_with)
+        for text, path in zip(contents, paths, strict=True):
+            if text is None:
+                out.append(None)
+                found.append("{}")
+                keep.append(True)
+                continue
+            try:
+                scrubbed, counts = redact(text, path or "", self.opts)
+            except Exception as e:  # a detector error: drop, never pass the text on unscrubbed
+                keep.append(False)
+                reasons.append(f"scrub-error {type(e).__name__}")
+                out.append(None)
+                found.append("{}")
+                continue
+            hit = sorted(drop_kinds & set(counts))
+            if hit:
+                keep.append(False)
+                reasons.append(f"contains-secret {','.join(hit)}")
+            else:
+                keep.append(True)
+            out.append(scrubbed)
+            found.append(json.dumps(dict(sorted(counts.items()))))
+        mask = pa.array(keep)
+        idx = table.schema.get_field_index("content")
+        scrubbed_table = table.set_column(idx, "content", pa.array(out, pa.large_string()))
+        scrubbed_table = scrubbed_table.append_column("secrets", pa.array(found,
+                                                                          pa.large_string()))
+        kept = scrubbed_table.filter(mask)
+        removed = removed_rows(table.filter(pa.compute.invert(mask)), STAGE, reasons)
+        return kept, removed
+
+    def run_partition(self, key: str) -> dict[str, Any]:
+        table = self.input.read_parquet(self.input.part_file(key))
+        kept, removed = self.map(table)
+        record = write_documents(self.output, key, kept, kept.schema, removed,
+                                 rows_in=table.num_rows)
+        totals: Counter[str] = Counter()
+        for counts in kept.column("secrets").to_pylist():
+            totals.update(json.loads(counts))
+        record["secrets"] = dict(sorted(totals.items()))
+        return record
+
+    def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Findings per kind over the stage (kept documents), for the manifest."""
+        totals: Counter[str] = Counter()
+        for r in records:
+            totals.update(r.get("secrets") or {})
+        return {"secrets": dict(sorted(totals.items()))}
