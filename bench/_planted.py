@@ -80,11 +80,16 @@ GENERATORS: dict[str, tuple[str, Callable[[random.Random], str], str]] = {
 }
 
 
-def plant(text: str, kind: str, r: random.Random) -> tuple[str, str]:
+def plant(text: str, kind: str, r: random.Random, style: str = "code") -> tuple[str, str]:
     """`text` with one secret of `kind` inserted on a line of its own at a random line
-    boundary; returns (new text, the planted value)."""
+    boundary, as code (the kind's template), a comment (`# ` + template) or a config line
+    (`NAME=value`, dotenv style); returns (new text, the planted value)."""
     _, gen, template = GENERATORS[kind]
     value = gen(r)
+    if style == "comment":
+        template = "# " + template.lstrip("# ")
+    elif style == "config" and kind != "private_key":
+        template = kind.upper() + "={v}"
     lines = text.split("\n")
     at = r.randint(0, len(lines))
     indent = ""

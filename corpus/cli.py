@@ -255,6 +255,37 @@ def scrub(input_dir: str, out_dir: str, no_emails: bool, no_ips: bool, private_i
 @cli.command()
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
+@click.option("--benchmark", "benchmarks", multiple=True, metavar="NAME",
+              help="Built-in benchmark (humaneval). Repeatable. Default: humaneval unless "
+              "--benchmark-file is given.")
+@click.option("--benchmark-file", "files", multiple=True, metavar="F.jsonl",
+              help="JSONL of {task_id, prompt, solution}. Repeatable.")
+@click.option("--min-chars", type=click.IntRange(1), default=40, show_default=True,
+              help="Shorter snippets (after whitespace normalization) are not matched.")
+@click.option("--ngram", type=click.IntRange(1, 30), default=None,
+              help="Also drop on token n-gram overlap with a benchmark solution.")
+@click.option("--ngram-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7,
+              show_default=True, help="With --ngram: fraction of a solution's n-grams.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def decontaminate(input_dir: str, out_dir: str, benchmarks: tuple[str, ...],
+                  files: tuple[str, ...], min_chars: int, ngram: int | None,
+                  ngram_threshold: float, overwrite: bool, engine: Any) -> None:
+    """Drop documents that contain a benchmark's prompt or canonical solution (whitespace
+    normalized), with a reason naming the task."""
+    from corpus.contamination.stage import DecontaminateJob, DecontamOptions
+    from corpus.io import DatasetDir
+
+    names = list(benchmarks) or ([] if files else ["humaneval"])
+    opts = DecontamOptions(names, list(files), min_chars, ngram, ngram_threshold)
+    engine.run(DecontaminateJob(DatasetDir(input_dir), DatasetDir(out_dir), opts),
+               overwrite=overwrite)
+    _print_stats(out_dir)
+
+
+@cli.command()
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
 @click.option("--exact", is_flag=True, help="Exact deduplication (xxh3_128 of the content).")
 @click.option("--ignore-whitespace", is_flag=True,
               help="With --exact: hash the content with all whitespace removed.")

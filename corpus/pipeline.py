@@ -132,6 +132,14 @@ def _scrub(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
     return engine.run(ScrubJob(_needs_input(spec, input_url), out, opts), **kw)
 
 
+def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+                   **kw: Any) -> dict[str, Any]:
+    from corpus.contamination.stage import DecontaminateJob, DecontamOptions
+
+    opts = _options(DecontamOptions, spec.options, f"stage {spec.name}")
+    return engine.run(DecontaminateJob(_needs_input(spec, input_url), out, opts), **kw)
+
+
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "github-tables": _github_tables,
     "extract": _extract,
@@ -139,6 +147,7 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "dedup": _dedup,
     "licenses": _licenses,
     "scrub": _scrub,
+    "decontaminate": _decontaminate,
 }
 
 

@@ -66,6 +66,17 @@ def site_tables(tmp_path_factory, engine) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def python_docs(engine, site_tables, tmp_path_factory) -> Path:
+    """Real Python files: CodeParrot's query over site_tables, in 4 MiB partitions."""
+    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
+
+    out = tmp_path_factory.mktemp("python-docs")
+    engine.run(ExtractJob(ExtractOptions(str(QUERIES / "github_python.sql"), str(site_tables),
+                                         partition_bytes=4 << 20), DatasetDir(str(out))))
+    return out
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300,
             ) -> subprocess.CompletedProcess[str]:
     """The `corpus` command as a user runs it, in a subprocess."""

@@ -14,21 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench._planted import GENERATORS, plant
-from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
 from corpus.io import DatasetDir
 from corpus.scrub.redact import ScrubOptions, redact
 from corpus.scrub.stage import ScrubJob
-from tests.conftest import QUERIES, run_cli
+from tests.conftest import run_cli
 
 KINDS = list(GENERATORS)
 
 
 @pytest.fixture(scope="module")
-def real(engine, site_tables, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("scrub-src")
-    engine.run(ExtractJob(ExtractOptions(str(QUERIES / "github_python.sql"), str(site_tables),
-                                         partition_bytes=4 << 20), DatasetDir(str(out))))
-    return out
+def real(python_docs) -> Path:
+    return python_docs
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,15 @@ CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
                   r"([^\s:/?#\[\]@'\"]{1,128})@[\w.-]+")
 PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----.*?"
                          r"-----END \1PRIVATE KEY\2-----", re.S)
-PLACEHOLDER_VALUES = re.compile(r"^(?:<[A-Z_]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
-                                r"password|passwd|pass|secret|changeme|user|username)$", re.I)
+PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
+                                r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
+                                r"|username|your[_-]?\w*)$", re.I)
+
+
+def placeholder_password(user: str, password: str) -> bool:
+    """`postgres:postgres@`, `user:<password>@`, `${USER}:${PASS}@`: documentation, not a
+    credential."""
+    return password == user or bool(PLACEHOLDER_VALUES.match(password))
 
 
 def emails(text: str) -> Iterator[Span]:
@@ -72,7 +79,8 @@ def ips(text: str, private: bool = False) -> Iterator[Span]:
 
 def connection_passwords(text: str) -> Iterator[Span]:
     for m in CONN.finditer(text):
-        if not PLACEHOLDER_VALUES.match(m.group(1)):
+        user = m.group(0).split("://", 1)[1].split(":", 1)[0]
+        if not placeholder_password(user, m.group(1)):
             yield ("PASSWORD", m.start(1), m.end(1))
 
 

@@ -27,8 +27,8 @@ class ScrubOptions:
 
 def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:
     spans: list[Span] = [*pii.private_keys(text), *pii.connection_passwords(text),
-                         *sec.regex_secrets(text), *sec.keyword_secrets(text, filename,
-                                                                       opts.high_entropy)]
+                         *sec.regex_secrets(text), *sec.config_secrets(text),
+                         *sec.keyword_secrets(text, filename, opts.high_entropy)]
     if opts.emails:
         spans += pii.emails(text)
     if opts.ips:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from corpus.scrub import pii
+
 Span = tuple[str, int, int]
 
 #: detect-secrets secret_type -> our placeholder kind
@@ -35,6 +37,7 @@ SKIP = {"IPPublicDetector", "PrivateKeyDetector", "KeywordDetector", "Base64High
         "HexHighEntropyString"}
 KEYWORD_LINE = re.compile(r"(?i)(?:pass(?:wd|word)?|pwd|pw|secret|token|key|auth|credential)"
                           r"[\w\"'\]-]*\s*(?:[:=]|=>|:=|::)")
+COMMENT = re.compile(r"\s*(?:#+|//+|--|;+|/?\*+|<!--|%)\s*")
 PASSWORD_NAME = re.compile(r"(?i)pass(?:wd|word)?|pwd")
 
 
@@ -71,6 +74,37 @@ def _span(m: re.Match[str]) -> tuple[int, int]:
     return a, b
 
 
+#: config / dotenv lines, unquoted: `DB_PASSWORD=s3cr3t…`, `export API_TOKEN=…`, `key: …`
+CONFIG_LINE = re.compile(
+    r"(?im)^[ \t]*(?:export[ \t]+)?(?P<name>(?:[A-Za-z_][\w.-]*?)?(?:pass(?:wd|word)?|pwd|secret"
+    r"|token|key|auth|credential)[\w.-]*)[ \t]*[=:][ \t]*(?P<value>[^\s'\"#,;(){}\[\]$<>]{8,})"
+    r"[ \t]*$")
+DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # module.Attribute: a reference
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_.]*|[A-Z_][A-Z0-9_.]*|[A-Za-z_]+")
+
+
+WORDS = re.compile(r"[a-z]+(?:[-_ ][a-z]+)*|[A-Z][a-z]+(?: [A-Z]?[a-z]+)+")
+
+
+def not_a_secret(value: str) -> bool:
+    """Keyword-plugin values that are words ('xet-auth', 'Private Key', 'secret'): names and
+    labels in real code, not credentials (which have digits, mixed case or symbols)."""
+    return " " in value.strip() or bool(WORDS.fullmatch(value))
+
+
+def config_secrets(text: str) -> Iterator[Span]:
+    """Unquoted values assigned to secret-named keys on a line of their own (dotenv, ini,
+    YAML). A value that reads as a name (snake_case, CONSTANT, letters only) or has no digit
+    is a reference, not a secret."""
+    for m in CONFIG_LINE.finditer(text):
+        value = m.group("value")
+        if (IDENTIFIER.fullmatch(value) or DOTTED.fullmatch(value)
+                or not any(c.isdigit() for c in value)):
+            continue
+        kind = "PASSWORD" if PASSWORD_NAME.search(m.group("name")) else "SECRET"
+        yield (kind, m.start("value"), m.end("value"))
+
+
 def _keyword_style(regex: re.Pattern[str]) -> bool:
     """Vendor detectors that are keyword assignments (IBM, Cloudant, SoftLayer: `…key = "…"`):
     they can only match on a keyword line, and are slow over a whole text."""
@@ -89,8 +123,13 @@ def regex_secrets(text: str, keyword_lines: list[int] | None = None) -> Iterator
             found = regex.finditer(text)
         for m in found:
             a, b = _span(m)
-            if b - a >= 8:
-                yield (kind, a, b)
+            if b - a < 8 and not (kind == "PASSWORD" and b > a):
+                continue
+            if kind == "PASSWORD" and "://" in m.group(0):  # basic auth: skip placeholders
+                user = m.group(0).split("://", 1)[1].split(":", 1)[0]
+                if pii.placeholder_password(user, text[a:b]):
+                    continue
+            yield (kind, a, b)
 
 
 def _line_end(text: str, start: int) -> int:
@@ -135,10 +174,13 @@ def keyword_secrets(text: str, filename: str, entropy: bool = False) -> Iterator
         end = text.find("\n", start)
         end = len(text) if end < 0 else end
         line = text[start:end]
+        # a commented-out assignment is scanned as code (detect-secrets skips comments)
+        comment = COMMENT.match(line)
+        scanned = line[comment.end():] if comment else line
         for plugin in plugins:
-            for s in _line_secrets(plugin, line, filename):
+            for s in _line_secrets(plugin, scanned, filename):
                 value = s.secret_value
-                if not value or len(value) < 4:
+                if not value or len(value) < 4 or not_a_secret(value):
                     continue
                 kind = KINDS.get(s.type, "SECRET")
                 if kind == "SECRET" and PASSWORD_NAME.search(line.split(value, 1)[0]):
