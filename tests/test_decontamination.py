@@ -20,6 +20,7 @@ from tests.conftest import run_cli
 
 PROBLEMS = {s.task: s for s in humaneval() if s.part == "solution"}
 PROMPTS = {s.task: s for s in humaneval() if s.part == "prompt"}
+DOCSTRINGS = {s.task: s for s in humaneval() if s.part == "docstring"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def planted(real, tmp_path_factory) -> tuple[Path, dict[tuple[str, str], str]]:
     """Copies of real files with benchmark content inside: (repo, path) -> how."""
     out = tmp_path_factory.mktemp("dc-planted")
     r = random.Random(5)
-    long_solutions = [t for t, s in PROBLEMS.items() if len(normalize(s.text)) >= 200]
+    long_solutions = [t for t, s in PROBLEMS.items() if len(normalize(s.text)) >= 200
+                      and len(normalize(DOCSTRINGS[t].text)) >= 60]
     how: dict[tuple[str, str], str] = {}
     for part in sorted(real.glob("part-*.parquet")):
         t = pq.read_table(part)
@@ -53,10 +55,13 @@ def planted(real, tmp_path_factory) -> tuple[Path, dict[tuple[str, str], str]]:
                         strict=True))
         for j in range(0, len(contents), 25):
             task = r.choice(long_solutions)
-            kind = ["solution", "prompt", "edited"][(j // 25) % 3]
+            kind = ["solution", "prompt", "edited", "docstring"][(j // 25) % 4]
             text = {"solution": reindent(PROMPTS[task].text + PROBLEMS[task].text, r),
                     "prompt": PROMPTS[task].text,
-                    "edited": edit_tokens(PROBLEMS[task].text)}[kind]
+                    "edited": edit_tokens(PROBLEMS[task].text),
+                    # the docstring under another name and body
+                    "docstring": f'def helper(a, b=None):\n    """{DOCSTRINGS[task].text}"""'
+                                 "\n    return a\n"}[kind]
             lines = contents[j].split("\n")
             at = r.randint(0, len(lines))
             contents[j] = "\n".join([*lines[:at], text, *lines[at:]])

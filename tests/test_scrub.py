@@ -88,7 +88,12 @@ def test_clean_real_files_are_left_alone(real):
     ('user = "ops@example.com"', True), ('h = "d41d8cd98f00b204e9800998ecf8427e"', True),
     ('u = "123e4567-e89b-12d3-a456-426614174000"', True),
     ("password = os.environ['DB_PASSWORD']", True), ('ip = "8.8.8.8"', False),
-    ('url = "mysql://root:hunter2pw@10.1.1.1/db"', False)])
+    ('url = "mysql://root:hunter2pw@10.1.1.1/db"', False),
+    ('dns = "2001:4860:4860::8888"', False), ('doc = "2001:db8::1"', True),
+    ('t = "12:30:45"', True),
+    ('"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"', True),
+    ('vector = "SGVsbG8gV29ybGQhIFRoaXMgaXMgYSB0ZXN0IHZlY3Rvcg=="', True),
+    ('uri = "postgresql://postgres:postgres@localhost/db"', True)])
 def test_not_secrets_by_rule(text, kept):
     out, _ = redact(text, "x.py", ScrubOptions())
     assert (out == text) == kept, out

