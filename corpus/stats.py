@@ -43,7 +43,7 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
         "bytes": m.get("bytes"), "content_bytes": m.get("content_bytes"),
         "reasons": m.get("reasons", {}), "languages": m.get("languages", {}),
         "licenses": m.get("licenses", {}), "timings": m.get("timings", {}),
-        "config": m.get("config", {}),
+        "config": m.get("config", {}), "secrets": m.get("secrets", {}),
     }
     steps = {}
     for run in m.get("runs", []):  # what each global step reported, latest run winning
@@ -115,7 +115,8 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
     elif s.get("rows") is not None:
         console.print(f"files: {s.get('rows_in', 0):,} found, {s['rows']:,} in `files`, "
                       f"{s.get('removed', 0):,} skipped")
-    for title, key in (("language", "languages"), ("license", "licenses")):
+    for title, key in (("language", "languages"), ("license", "licenses"),
+                       ("secrets / PII redacted", "secrets")):
         counts = s.get(key) or {}
         if counts:
             t = Table(title, "count", box=None, padding=(0, 2))

@@ -92,4 +92,5 @@ def test_demo_pipeline_runs(tmp_path):
     assert clean["rows_in"] == scrubbed["rows"] and clean["rows"] > 0
     assert all(r.startswith(("license-", "no-license")) for r in licensed["reasons"])
     assert scrubbed["secrets"] and set(scrubbed["secrets"]) >= {"EMAIL"}
+    assert "secrets / PII redacted" in res.stdout  # the stats of the scrub stage show them
     assert "outputs under" in res.stdout
