@@ -93,7 +93,11 @@ def test_clean_real_files_are_left_alone(real):
     ('t = "12:30:45"', True),
     ('"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"', True),
     ('vector = "SGVsbG8gV29ybGQhIFRoaXMgaXMgYSB0ZXN0IHZlY3Rvcg=="', True),
-    ('uri = "postgresql://postgres:postgres@localhost/db"', True)])
+    ('uri = "postgresql://postgres:postgres@localhost/db"', True),
+    ('_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"\nx = f(a, b)\n'
+     '_END = b"-----END OPENSSH PRIVATE KEY-----"', True),  # markers in code, not a key
+    ('k = "-----BEGIN RSA PRIVATE KEY-----\\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf'
+     '\\n-----END RSA PRIVATE KEY-----"', False)])  # a one-line key with \n escapes
 def test_not_secrets_by_rule(text, kept):
     out, _ = redact(text, "x.py", ScrubOptions())
     assert (out == text) == kept, out

@@ -30,8 +30,11 @@ VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|release)\w*[\"']?\s*[:=]?|
 #: scheme://user:PASSWORD@host — the password only (also what detect-secrets' basic auth finds)
 CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
                   r"([^\s:/?#\[\]@'\"]{1,128})@[\w.-]+")
-PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----.*?"
-                         r"-----END \1PRIVATE KEY\2-----", re.S)
+#: a key block: BEGIN line, a body of base64 / PEM header characters only (newlines, or `\n`
+#: escapes inside a one-line string), END line. Code that merely names the markers (constants
+#: `-----BEGIN … PRIVATE KEY-----` and `-----END …` with code between) is not a key.
+PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----"
+                         r"[A-Za-z0-9+/=\s:,.\\-]{16,}?-----END \1PRIVATE KEY\2-----")
 PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
                                 r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
                                 r"|username|your[_-]?\w*)$", re.I)
