@@ -20,14 +20,21 @@ import hashlib
 import json
 import os
 import posixpath
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from corpus.errors import ConfigError, CorpusError, InputError
+from corpus.errors import ConfigError, InputError
 from corpus.extract import template
+from corpus.extract.bq_errors import (
+    CloudError,
+    CostError,
+    explain,
+    guard,
+    job_exception,
+    within,
+)
 from corpus.io import url_to_fs
 
 #: The emulator convention of the Google clients: http://host:port of a BigQuery emulator.
@@ -45,14 +52,6 @@ DEFAULT_MAX_BYTES = 1 << 40
 PRICE_PER_TIB = 6.25
 MARKER = "_corpus_export.json"
 FORMATS = {"parquet": ("PARQUET", "parquet", None), "json": ("JSON", "jsonl.gz", "GZIP")}
-
-
-class CloudError(CorpusError):
-    """BigQuery or GCS refused or failed: one sentence, no traceback, no credentials."""
-
-
-class CostError(CorpusError):
-    """The dry run says the query would scan more than allowed."""
 
 
 @dataclass
@@ -147,48 +146,6 @@ def query_parameters(tpl: template.Template, values: dict[str, Any]) -> list[Any
     return out
 
 
-# --- errors ---------------------------------------------------------------------------------
-def explain(e: BaseException, what: str) -> CloudError:
-    """One sentence for a failed call. Messages come from the server (never from headers or
-    credentials); long ones are cut."""
-    from google.api_core import exceptions as gx
-    from google.auth import exceptions as ga
-
-    cause = getattr(e, "cause", None)
-    if isinstance(e, gx.RetryError) and isinstance(cause, ga.GoogleAuthError):
-        e = cause  # retried until the deadline because no token could be had
-    msg = getattr(e, "message", None) or str(e)
-    msg = " ".join(str(msg).split())[:400]
-    if isinstance(e, gx.Forbidden):
-        return CloudError(f"{what}: permission denied (403): {msg}")
-    if isinstance(e, gx.Unauthorized):
-        return CloudError(f"{what}: the credentials were refused (401): {msg}")
-    if isinstance(e, gx.BadRequest):
-        return CloudError(f"{what}: BigQuery rejected it (400): {msg}")
-    if isinstance(e, gx.NotFound):
-        return CloudError(f"{what}: not found (404): {msg}")
-    if isinstance(e, ga.GoogleAuthError):
-        return CloudError(f"{what}: cannot obtain an access token with the credentials of "
-                          "the environment (check GOOGLE_APPLICATION_CREDENTIALS or run "
-                          "`gcloud auth application-default login`)")
-    if isinstance(e, gx.RetryError | gx.DeadlineExceeded | ConnectionError | TimeoutError
-                  | OSError):
-        return CloudError(f"{what}: cannot reach the service within the deadline: {msg}")
-    if isinstance(e, gx.GoogleAPICallError):
-        return CloudError(f"{what}: {type(e).__name__}: {msg}")
-    return CloudError(f"{what}: {type(e).__name__}: {msg}")
-
-
-def _guard(what: str, fn: Callable[[], Any]) -> Any:
-    from google.api_core import exceptions as gx
-    from google.auth import exceptions as ga
-
-    try:
-        return fn()
-    except (gx.GoogleAPIError, ga.GoogleAuthError, ConnectionError, TimeoutError, OSError) as e:
-        raise explain(e, what) from None
-
-
 # --- the steps ------------------------------------------------------------------------------
 class BigQueryExtract:
     """Dry run, gate, destination table, export: `run()` returns the Export."""
@@ -226,7 +183,7 @@ class BigQueryExtract:
 
     def dry_run(self) -> int:
         """Bytes the query will scan (the seam DRY_RUN_BYTES_ENV replaces it for emulators)."""
-        job = _guard("dry run of the query", lambda: self.client.query(
+        job = guard("dry run of the query", lambda: self.client.query(
             self.tpl.sql, job_config=self._config(
                 dry_run=True, use_query_cache=False,
                 query_parameters=query_parameters(self.tpl, self.values)),
@@ -249,14 +206,14 @@ class BigQueryExtract:
         self.say(f"{what}: job {job.job_id} — {self.console_link(job)}")
         t0 = time.monotonic()
         last = 0.0
-        while not _guard(f"{what} (job {job.job_id})",
+        while not guard(f"{what} (job {job.job_id})",
                          lambda: job.done(retry=self.retry, timeout=self.opts.deadline_s)):
             if time.monotonic() - last > 10:
                 self.say(f"{what}: running, {time.monotonic() - t0:,.0f} s")
                 last = time.monotonic()
             time.sleep(0.5)
         if job.error_result:
-            raise explain(_job_exception(job), f"{what} (job {job.job_id})")
+            raise explain(job_exception(job), f"{what} (job {job.job_id})")
         return job
 
     def console_link(self, job: Any) -> str:
@@ -265,7 +222,7 @@ class BigQueryExtract:
                 f"&j=bq:{loc}:{job.job_id}&page=queryresults")
 
     def _submit(self, sql: str, what: str, prefix: str, **cfg: Any) -> Any:
-        job = _guard(what, lambda: self.client.query(
+        job = guard(what, lambda: self.client.query(
             sql, job_config=self._config(maximum_bytes_billed=self.opts.max_bytes_billed, **cfg),
             job_id_prefix=prefix, retry=self.retry, timeout=self.opts.deadline_s,
             job_retry=None))  # never re-run a billed job behind the user's back
@@ -292,13 +249,13 @@ class BigQueryExtract:
         ds = bigquery.Dataset(f"{self.client.project}.{self.opts.dataset}")
         ds.location = self.opts.location
         ds.default_table_expiration_ms = 7 * 24 * 3600 * 1000  # scratch results expire
-        _guard(f"creating dataset {ds.dataset_id}", lambda: self.client.create_dataset(
+        guard(f"creating dataset {ds.dataset_id}", lambda: self.client.create_dataset(
             ds, exists_ok=True, retry=self.retry, timeout=self.opts.deadline_s))
         job = self._submit(f"CREATE OR REPLACE TABLE `{table_id}` AS\n{self.tpl.sql}",
                            "query into table", "corpus_query_",
                            query_parameters=query_parameters(self.tpl, self.values))
         jobs["query"] = job.job_id
-        t = _guard(f"reading table {table_id}", lambda: self.client.get_table(
+        t = guard(f"reading table {table_id}", lambda: self.client.get_table(
             table_id, retry=self.retry, timeout=self.opts.deadline_s))
         self.say(f"query done: {t.num_rows:,} rows in {table_id}, "
                  f"{int(job.total_bytes_billed or 0):,} bytes billed")
@@ -384,39 +341,3 @@ class BigQueryExtract:
         self.say(f"exported {rows:,} rows to {len(listed)} files under {self.prefix}")
         return Export(listed, self.opts.export_format, rows, self.fingerprint,
                       self.table_id(), jobs, scanned, False)
-
-
-def within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
-    """fn() or a CloudError after `seconds`: gcsfs retries an unreachable endpoint for over a
-    minute with no deadline of its own. The call is left to finish in a daemon thread."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    if t.is_alive():
-        raise CloudError(f"{what}: cannot reach the service within the deadline "
-                         f"({seconds:g} s)")
-    if "error" in box:
-        if isinstance(box["error"], OSError | TimeoutError):
-            raise CloudError(f"{what}: cannot reach the service: {box['error']}") from None
-        raise box["error"]
-    return box.get("value")
-
-
-def _job_exception(job: Any) -> BaseException:
-    """The exception google-cloud-bigquery would raise for a failed job."""
-    from google.api_core import exceptions as gx
-
-    err = job.error_result or {}
-    reason = err.get("reason", "")
-    message = err.get("message", "job failed")
-    status = {"accessDenied": 403, "notFound": 404, "invalidQuery": 400, "invalid": 400,
-              "bytesBilledLimitExceeded": 400}.get(reason, 500)
-    return gx.from_http_status(status, message)

@@ -3,10 +3,12 @@ came from, and what each stage removed, from the manifests of the stage chain.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from corpus.io import DatasetDir
 from corpus.publish.layout import Layout
+from corpus.units import format_bytes
 
 #: License ids the Hub's metadata accepts that extraction produces (SPDX, lowercased); any
 #: other value (an expression like "mit and apache-2.0", a custom key) makes the card say
@@ -45,14 +47,6 @@ def stage_chain(url: str, limit: int = 20) -> list[dict[str, Any]]:
     return chain[::-1]
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n):,} B"
-        n /= 1000
-    return f"{n} B"
-
-
 def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
            languages: dict[str, int]) -> Any:
     """A huggingface_hub DatasetCard (so it is exactly what the Hub parses)."""
@@ -81,7 +75,7 @@ def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
             "`content` plus `repo_name`, `path`, `license`, `language`, the blob `id` and "
             "the metrics the filters computed.", "",
             "## Splits", "", "| split | files | content | shards |", "|---|---|---|---|"]
-    body += [f"| {s} | {v['rows']:,} | {_fmt_bytes(v['content_bytes'])} | {len(v['files'])} |"
+    body += [f"| {s} | {v['rows']:,} | {format_bytes(v['content_bytes'])} | {len(v['files'])} |"
              for s, v in layout.splits.items()]
     body += ["", "## Languages", "", "| language | files |", "|---|---|"]
     body += [f"| {k} | {v:,} |" for k, v in sorted(languages.items(), key=lambda x: -x[1])]
@@ -104,17 +98,12 @@ def stage_section(m: dict[str, Any]) -> list[str]:
              f"{m.get('rows_in', m.get('rows', 0)):,} rows in, {m.get('rows', 0):,} kept, "
              f"{m.get('removed', 0):,} removed.", ""]
     if cfg:
-        lines += ["Configuration:", "", "```json", _json(cfg), "```", ""]
+        lines += ["Configuration:", "", "```json",
+                  json.dumps(cfg, indent=1, sort_keys=True, default=str), "```", ""]
     reasons = m.get("reasons") or {}
     if reasons:
         lines += ["| reason | rows | bytes |", "|---|---|---|"]
-        lines += [f"| {r} | {c['rows']:,} | {_fmt_bytes(c['bytes'])} |"
+        lines += [f"| {r} | {c['rows']:,} | {format_bytes(c['bytes'])} |"
                   for r, c in sorted(reasons.items(), key=lambda x: -x[1]["rows"])]
         lines.append("")
     return lines
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=1, sort_keys=True, default=str)
