@@ -369,6 +369,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-from corpus import cli_cloud  # noqa: E402  (registers `push` on the group above)
+from corpus import cli_cloud, cli_train  # noqa: E402  (register their commands on the group)
 
-__all__ = ["cli", "cli_cloud", "main"]
+__all__ = ["cli", "cli_cloud", "cli_train", "main"]

@@ -114,7 +114,9 @@ class Engine:
             self.console.print(f"[dim]{job.stage}: {out.url} is up to date, nothing to do")
             return existing
         out.remove_temp_files()
-        keys = job.partitions()
+        # None: the partitions are decided by the job's steps (token shards: by its plan)
+        planned = job.partitions()
+        keys = planned or []
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
         done = self._finished(out, keys, fp, marker_dir("partition"))
@@ -124,16 +126,21 @@ class Engine:
         runs = [*(existing or {}).get("runs", []), run]
         out.write_manifest(self._manifest(job, fp, keys, done, runs, complete=False))
 
-        if len(done) < len(keys):
+        if planned is None or len(done) < len(keys):
             for kind, name in getattr(job, "steps", list)():
                 t_step = time.perf_counter()
-                if kind == "map":
-                    finished = self._finished(out, keys, fp, marker_dir(name))
-                    info: dict[str, Any] = {"computed": len(keys) - len(finished)}
-                    self._phase(job, keys, finished, run_id, fp, name, lambda: None)
+                if kind == "map":  # over the input's partitions when they differ
+                    step_keys = getattr(job, "step_partitions", lambda: keys)()
+                    finished = self._finished(out, step_keys, fp, marker_dir(name))
+                    info: dict[str, Any] = {"computed": len(step_keys) - len(finished)}
+                    self._phase(job, step_keys, finished, run_id, fp, name, lambda: None)
                 else:
                     job.results[name] = info = self.call(getattr(job, name)) or {}
                 run[name] = {"seconds": round(time.perf_counter() - t_step, 3), **info}
+            if planned is None:
+                keys = job.partitions()
+                done = self._finished(out, keys, fp, marker_dir("partition"))
+                run["reused"] = sorted(done)
 
         last_write = [time.monotonic()]
 

@@ -140,6 +140,44 @@ def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: 
     return engine.run(DecontaminateJob(_needs_input(spec, input_url), out, opts), **kw)
 
 
+def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+               overwrite: bool = False, **kw: Any) -> dict[str, Any]:
+    from corpus.tokens import bpe
+
+    opts = _options(bpe.TokenizerOptions, spec.options, f"stage {spec.name}")
+    d = _needs_input(spec, input_url)
+    if not overwrite and (done := bpe.reusable(out.path, d.content_hash(d.partition_keys()),
+                                               opts)):
+        return done
+    return bpe.train(d.url, out.path, opts)
+
+
+def _shard(engine: Engine | None, spec: StageSpec, input_url: str | None, out: DatasetDir,
+           **kw: Any) -> dict[str, Any]:
+    options = dict(spec.options)
+    fmt = options.pop("format", None)
+    where = f"stage {spec.name}"
+    if fmt == "tokens":
+        from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+
+        opts = _options(TokenShardOptions, options, where, ("shard_bytes",))
+        assert engine is not None
+        return engine.run(TokenShardJob(opts, _needs_input(spec, input_url), out), **kw)
+    if fmt == "parquet":
+        from corpus.publish.shards import parquet_shards
+
+        return parquet_shards(_needs_input(spec, input_url), out, options, where)
+    raise ConfigError(f"{where}: shard needs format = \"parquet\" or \"tokens\"")
+
+
+def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+           **kw: Any) -> dict[str, Any]:
+    from corpus.train.launch import TrainStage, run_stage
+
+    opts = _options(TrainStage, spec.options, f"stage {spec.name}")
+    return run_stage(opts, _needs_input(spec, input_url).url, out.path)
+
+
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "github-tables": _github_tables,
     "extract": _extract,
@@ -148,7 +186,14 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "licenses": _licenses,
     "scrub": _scrub,
     "decontaminate": _decontaminate,
+    "tokenizer": _tokenizer,
+    "shard": _shard,
+    "train": _train,
 }
+
+
+#: Options whose value may be the name of an earlier stage (then: that stage's output folder).
+STAGE_REFERENCES = ("tokenizer",)
 
 
 def load(path: str) -> Pipeline:
@@ -191,6 +236,9 @@ def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool 
         if spec.input and spec.input not in done and spec.input in {s.name for s in p.stages}:
             raise ConfigError(f"stage {spec.name} reads {spec.input}, which runs after it")
         out = DatasetDir(posixpath.join(root, spec.name))
+        spec = dataclasses.replace(spec, options={  # options naming an earlier stage's output
+            k: done.get(v, v) if k in STAGE_REFERENCES and isinstance(v, str) else v
+            for k, v in spec.options.items()})
         manifest = KINDS[spec.kind](engine, spec, input_url, out, overwrite=overwrite,
                                     replace_stale=True)
         done[spec.name] = out.url

@@ -29,8 +29,9 @@ class PartitionedJob(Protocol):
     output: DatasetDir
     input_hash: str | None
 
-    def partitions(self) -> list[str]:
-        """Keys of all partitions, in output order. Cheap; runs on the client."""
+    def partitions(self) -> list[str] | None:
+        """Keys of all partitions, in output order. Cheap; runs on the client. None when the
+        job's steps decide them (the engine asks again after the steps)."""
         ...
 
     def expected_rows_in(self) -> int | None:

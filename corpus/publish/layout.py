@@ -26,6 +26,7 @@ from corpus import manifest as mf
 from corpus.dedup.xxh3 import hash_spans
 from corpus.errors import ConfigError, InputError, InvariantError
 from corpus.io import DatasetDir
+from corpus.keys import validation_mask
 
 STATE = "_layout.json"
 BATCH_ROWS = 4096
@@ -36,6 +37,7 @@ class LayoutOptions:
     split_valid: float | None = None  # fraction of documents for validation
     valid_from: str | None = None  # file of repo_name values, one per line
     shard_bytes: int = 500 * 1024 * 1024  # content bytes per shard (target)
+    split_by: str = "path"  # --split-valid by a hash of (repo_name, path), or of "id"
 
     def check(self) -> None:
         if self.split_valid is not None and self.valid_from is not None:
@@ -83,6 +85,8 @@ def is_valid(batch: pa.RecordBatch, opts: LayoutOptions, repos: set[str] | None)
     if repos is not None:
         return pc.is_in(batch.column("repo_name"), pa.array(sorted(repos))).to_numpy(
             zero_copy_only=False).astype(bool)
+    if opts.split_valid is not None and opts.split_by == "id":
+        return validation_mask(batch, opts.split_valid)
     if opts.split_valid is not None:
         return key_hash(batch) < np.uint64(int(opts.split_valid * 2.0**64))
     return np.zeros(batch.num_rows, bool)
@@ -149,7 +153,7 @@ def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
         raise InputError(f"no such dataset directory: {url}")
     identity = mf.digest({"input": mf.dataset_hash(manifest) if manifest else url,
                           "split_valid": opts.split_valid, "shard_bytes": opts.shard_bytes,
-                          "valid_from": sorted(valid_repos(opts.valid_from))
+                          "split_by": opts.split_by, "valid_from": sorted(valid_repos(opts.valid_from))
                           if opts.valid_from else None})
     root = Path(folder)
     state = root / STATE

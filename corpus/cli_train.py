@@ -1,0 +1,105 @@
+"""The training handoff's commands: `corpus tokenizer train`, `corpus shard`, `corpus train`.
+Thin, like cli.py: the work is in corpus/tokens and corpus/train."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from corpus.cli import _print_stats, cli, console, engine_options, out
+from corpus.train.launch import options as launch_options
+
+
+@cli.group()
+def tokenizer() -> None:
+    """Tokenizers trained on the corpus."""
+
+
+@tokenizer.command("train")
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--vocab-size", type=click.IntRange(257), default=32768, show_default=True)
+@click.option("--sample-docs", type=click.IntRange(1), default=None, metavar="N",
+              help="Train on N documents (chosen by a hash of their id). Default: all.")
+@click.option("--heldout", type=click.FloatRange(0, 1, max_open=True), default=0.02,
+              show_default=True, help="Fraction of documents held back for the chars/token "
+              "figure.")
+@click.option("--compare", default=None, metavar="TOKENIZER",
+              help="Another tokenizer (folder or tokenizer.json) to report on the same "
+              "held-back documents, e.g. one trained on general text.")
+def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: int | None,
+                    heldout: float, compare: str | None) -> None:
+    """Byte-level BPE (GPT-2 byte alphabet, whitespace runs kept, <|endoftext|>) trained on
+    the documents of IN; OUT loads with transformers' AutoTokenizer."""
+    from corpus.tokens import bpe
+
+    opts = bpe.TokenizerOptions(vocab_size=vocab_size, sample_docs=sample_docs,
+                                heldout_fraction=heldout)
+    r = bpe.train(input_dir, out_dir, opts, compare=compare)
+    out.print(bpe.summary(r, out_dir), highlight=False)
+
+
+@cli.command()
+@click.argument("input_dir", metavar="IN")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "tokens"]), required=True,
+              help="parquet: Hub-layout shards with a train/validation split; tokens: packed "
+              "token sequences (Arrow IPC) for training.")
+@click.option("--shard-size", default=None, metavar="SIZE",
+              help="Target shard size (default: 256MB of tokens; 500MB of content for "
+              "parquet).")
+@click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.01,
+              show_default=True, help="Documents (by a hash of their id) in the validation "
+              "split.")
+@click.option("--tokenizer", "tokenizer_dir", default=None, metavar="DIR",
+              help="tokens: the tokenizer folder (corpus tokenizer train).")
+@click.option("--seq-len", type=click.IntRange(1), default=1024, show_default=True,
+              help="tokens: model context; each row holds seq_len + 1 tokens.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="tokens: document order before packing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None,
+          valid_fraction: float, tokenizer_dir: str | None, seq_len: int, seed: int,
+          overwrite: bool, engine: Any) -> None:
+    """Shards for people and the Hub (parquet) or for streamed training (tokens)."""
+    from corpus import pipeline
+    from corpus.io import DatasetDir
+
+    options: dict[str, Any] = {"format": fmt, "valid_fraction": valid_fraction}
+    if shard_size:
+        options["shard_bytes"] = shard_size
+    if fmt == "tokens":
+        if not tokenizer_dir:
+            raise click.UsageError("--format tokens needs --tokenizer DIR")
+        options |= {"tokenizer": tokenizer_dir, "seq_len": seq_len, "seed": seed}
+    spec = pipeline.StageSpec("shard", "shard", input_dir, options)
+    manifest = pipeline.KINDS["shard"](None if fmt == "parquet" else engine, spec, input_dir,
+                                       DatasetDir(out_dir), overwrite=overwrite)
+    if fmt == "tokens":
+        from corpus.tokens.shards import describe
+
+        _print_stats(out_dir)
+        out.print(describe(manifest), highlight=False)
+    else:
+        out.print(manifest["summary"], highlight=False)
+    console.print(f"[dim]written to {out_dir}")
+
+
+@cli.command("train")
+@launch_options
+@click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes on this machine (re-launched under torchrun). Under a launcher "
+              "(torchrun, deepspeed) leave it at 1.")
+def train(nproc_per_node: int, **kw: Any) -> None:
+    """Train a GPT-2 on token shards with DeepSpeed: checkpoints and log.jsonl under --out,
+    resuming from its latest checkpoint. On CPU: gloo and fp32; on GPUs: NCCL, bf16/fp16."""
+    from pathlib import Path
+
+    from corpus.train import launch
+
+    launch.run(launch.args_from(kw), nproc_per_node)
+    if int(os.environ.get("RANK", 0)) == 0:
+        out.print(launch.describe(launch.summarize(Path(kw["out"]))), highlight=False)

@@ -1,0 +1,1 @@
+"""Tokens: the BPE tokenizer trained on the corpus, and packed Arrow token shards."""

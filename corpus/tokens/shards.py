@@ -1,0 +1,300 @@
+"""`corpus shard IN OUT --format tokens`: packed fixed-length token sequences for training.
+
+Three steps on the engine; only small columns move between workers:
+1. tokenize (per input partition, in parallel): encode every document with the corpus's BPE,
+   give it a split (validation by a hash of its id) and a shuffle key (a seeded hash of id, repo,
+   path), sort by (split, key) and keep `_work/tokens/<part>.parquet`.
+2. plan (once): from the (split, key, n_tokens) columns alone, the global document order of each
+   split (by key: shards are not sorted by repository), each document's offset in the split's
+   token stream (documents joined by the end-of-text token), and each output shard's token range,
+   with the row range it needs from every tokenized partition (a contiguous one, because both
+   are sorted by the same key).
+3. pack (per output shard): read those ranges, join, cut rows of seq_len + 1 tokens, write
+   `<split>-NNNNN.arrow` (corpus/tokens/format.py) and `<split>-NNNNN.docs.parquet`, the documents
+   that start in it (id, repo_name, path, start, n_tokens) in stream order.
+
+The last row of a split is padded with end-of-text tokens; the manifest says how many tokens
+each shard really holds. Documents without content are removed with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from corpus import schema
+from corpus.errors import ConfigError
+from corpus.io import DatasetDir
+from corpus.keys import row_hash, validation_mask
+from corpus.stage import WORK_DIR, MapJob, reason_counts, removed_rows
+from corpus.tokens import bpe
+from corpus.tokens import format as fmt
+
+STAGE = "shard-tokens"
+TOKENS_DIR = f"{WORK_DIR}/tokens"
+PLAN = f"{WORK_DIR}/plan.json"
+REMOVED_WORK = f"{WORK_DIR}/removed"
+SPLITS = ("train", "validation")
+ENCODE_BATCH = 512
+
+
+@dataclass
+class TokenShardOptions:
+    tokenizer: str  # folder from `corpus tokenizer train`, or its tokenizer.json
+    seq_len: int = 1024  # model context; rows hold seq_len + 1 tokens
+    shard_bytes: int = 256 * 1024 * 1024  # target size of one shard file
+    valid_fraction: float = 0.01  # documents (by id hash) in the validation split
+    seed: int = 0  # document order before packing
+
+    def check(self) -> None:
+        if self.seq_len < 1:
+            raise ConfigError("--seq-len must be at least 1")
+        if not 0 <= self.valid_fraction < 1:
+            raise ConfigError(f"--valid-fraction must be in [0, 1), not {self.valid_fraction}")
+        if self.shard_bytes < 1:
+            raise ConfigError("--shard-size must be positive")
+
+
+def shard_key(split: str, index: int) -> str:
+    return f"{split}-{index:05d}"
+
+
+class TokenShardJob(MapJob):
+    stage = STAGE
+    requires = (schema.Column("id", schema.STRING), schema.Column("repo_name", schema.STRING),
+                schema.Column("path", schema.STRING), schema.Column("content", schema.STRING))
+
+    def __init__(self, opts: TokenShardOptions, input: DatasetDir, output: DatasetDir):
+        opts.check()
+        self.opts = opts
+        self.tokenizer_path = str(bpe.tokenizer_file(opts.tokenizer))
+        self.tokenizer_json = open(self.tokenizer_path, encoding="utf-8").read()
+        self.tokenizer_sha256 = hashlib.sha256(self.tokenizer_json.encode()).hexdigest()
+        tok = bpe.load(self.tokenizer_path)
+        self.eos_id = tok.token_to_id(bpe.EOT)
+        if self.eos_id is None:
+            raise ConfigError(f"tokenizer {self.tokenizer_path} has no {bpe.EOT} token")
+        self.vocab_size = tok.get_vocab_size()
+        self.dtype = fmt.dtype_for(self.vocab_size)
+        self.row_len = opts.seq_len + 1
+        self.results: dict[str, Any] = {}
+        super().__init__(input, output, {
+            "format": fmt.FORMAT, "tokenizer_sha256": self.tokenizer_sha256,
+            "seq_len": opts.seq_len, "shard_bytes": opts.shard_bytes,
+            "valid_fraction": opts.valid_fraction, "seed": opts.seed})
+
+    def steps(self) -> list[tuple[str, str]]:
+        return [("map", "tokenize"), ("global", "plan")]
+
+    def step_partitions(self) -> list[str]:
+        """The tokenize step runs per input partition."""
+        return self.keys
+
+    def partitions(self) -> list[str] | None:
+        plan = self.results.get("plan")
+        return None if plan is None else plan["shards"]
+
+    # 1. per input partition ----------------------------------------------------------------
+    def tokenize(self, key: str) -> dict[str, Any]:
+        t = self.input.read_parquet(self.input.part_file(key),
+                                    columns=["id", "repo_name", "path", "content"])
+        size = pc.fill_null(pc.binary_length(t.column("content")), 0)
+        empty = pc.equal(size, 0).to_numpy(zero_copy_only=False)
+        files = []
+        if empty.any():
+            gone = t.filter(pa.array(empty))
+            reasons = ["null-content" if c is None else "empty-content"
+                       for c in gone.column("content").to_pylist()]
+            rel = posixpath.join(REMOVED_WORK, f"{key}.parquet")
+            rm = schema.conform(removed_rows(gone, STAGE, reasons), schema.REMOVED)
+            self.output.write_parquet(rel, rm, rm.schema)
+            files.append(rel)
+            t = t.filter(pa.array(~empty))
+        tok = bpe.for_documents(bpe.load(self.tokenizer_path))
+        texts = t.column("content").to_pylist()
+        lengths = np.zeros(len(texts), np.int64)
+        pieces = []
+        for start in range(0, len(texts), ENCODE_BATCH):
+            enc = tok.encode_batch(texts[start:start + ENCODE_BATCH], add_special_tokens=False)
+            for i, e in enumerate(enc):
+                lengths[start + i] = len(e.ids)
+                pieces.append(np.asarray(e.ids, fmt.DTYPES[self.dtype]))
+        del texts
+        values = np.concatenate(pieces) if pieces else np.zeros(0, fmt.DTYPES[self.dtype])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tokens = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+        split = validation_mask(t, self.opts.valid_fraction).astype(np.uint8)
+        order = row_hash(t, ["id", "repo_name", "path"], f"order-{self.opts.seed}")
+        sort = np.lexsort((np.arange(t.num_rows), order, split))
+        work = pa.table({
+            "split": pa.array(split[sort]), "order": pa.array(order[sort]),
+            "n_tokens": pa.array(lengths[sort]),
+            "id": t.column("id").take(sort), "repo_name": t.column("repo_name").take(sort),
+            "path": t.column("path").take(sort), "tokens": tokens.take(pa.array(sort)),
+        })
+        rel = posixpath.join(TOKENS_DIR, f"{key}.parquet")
+        self.output.write_parquet(rel, work, work.schema, row_group_bytes=4 << 20,
+                                  compression="lz4")
+        files.append(rel)
+        return {"rows": t.num_rows, "removed": int(empty.sum()), "tokens": int(lengths.sum()),
+                "chars": int(pc.sum(size).as_py() or 0), "files": files}
+
+    # 2. once -------------------------------------------------------------------------------
+    def plan(self) -> dict[str, Any]:
+        cols = {"split": [], "order": [], "n_tokens": [], "part": [], "row": []}
+        for p, key in enumerate(self.keys):
+            t = self.output.read_parquet(posixpath.join(TOKENS_DIR, f"{key}.parquet"),
+                                         columns=["split", "order", "n_tokens"])
+            for c in ("split", "order", "n_tokens"):
+                cols[c].append(t.column(c).to_numpy())
+            cols["part"].append(np.full(t.num_rows, p, np.int64))
+            cols["row"].append(np.arange(t.num_rows, dtype=np.int64))
+        a = {c: np.concatenate(v) if v else np.zeros(0, np.int64) for c, v in cols.items()}
+        itemsize = np.dtype(fmt.DTYPES[self.dtype]).itemsize
+        per_shard = max(1, self.opts.shard_bytes // (self.row_len * itemsize))
+        shards: list[dict[str, Any]] = []
+        for s, split in enumerate(SPLITS):
+            sel = np.flatnonzero(a["split"] == s)
+            sel = sel[np.lexsort((a["row"][sel], a["part"][sel], a["order"][sel]))]
+            shards += self._split_plan(split, a, sel, per_shard)
+        if not shards:
+            raise ConfigError(f"{self.input.url}: no document has content to tokenize")
+        removed = [k for k in self.keys if self.output.exists(
+            posixpath.join(REMOVED_WORK, f"{k}.parquet"))]
+        shards[-1]["removed_from"] = removed
+        self.output.write_json(PLAN, {"shards": shards})
+        return {"shards": [s["key"] for s in shards], "documents": int(len(a["order"])),
+                "tokens": int(a["n_tokens"].sum())}
+
+    def _split_plan(self, split: str, a: dict[str, np.ndarray], sel: np.ndarray,
+                    per_shard: int) -> list[dict[str, Any]]:
+        if not len(sel):
+            return []
+        lengths = a["n_tokens"][sel] + 1  # each document, then end-of-text
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        total = int(lengths.sum())
+        n_rows = -(-total // self.row_len)
+        out = []
+        for i, first_row in enumerate(range(0, n_rows, per_shard)):
+            s = first_row * self.row_len
+            e = min(first_row + per_shard, n_rows) * self.row_len
+            first = int(np.searchsorted(starts, s, side="right") - 1)
+            last = int(np.searchsorted(starts, min(e, total), side="left") - 1)
+            docs = sel[first:last + 1]
+            ranges = {}
+            for p in np.unique(a["part"][docs]):
+                rows = a["row"][docs][a["part"][docs] == p]
+                ranges[self.keys[int(p)]] = [int(rows.min()), int(rows.max()) + 1]
+            out.append({
+                "key": shard_key(split, i), "split": split, "token_start": s, "token_end": e,
+                "tokens": min(e, total) - s, "first_doc_start": int(starts[first]),
+                "ranges": ranges,
+                "docs_starting": int(((starts >= s) & (starts < e)).sum()),
+            })
+        return out
+
+    # 3. per output shard -------------------------------------------------------------------
+    def run_partition(self, key: str) -> dict[str, Any]:
+        plan = next(s for s in self.output.read_json(PLAN)["shards"] if s["key"] == key)
+        docs = self._read_ranges(plan["ranges"])
+        n = docs.column("n_tokens").to_numpy()
+        values = pc.list_flatten(docs.column("tokens")).to_numpy()
+        stream = np.full(int(n.sum()) + len(n), self.eos_id, fmt.DTYPES[self.dtype])
+        stream[np.arange(len(values)) + np.repeat(np.arange(len(n)), n)] = values
+        off = plan["token_start"] - plan["first_doc_start"]
+        rows = np.full(plan["token_end"] - plan["token_start"], self.eos_id, stream.dtype)
+        rows[:plan["tokens"]] = stream[off:off + plan["tokens"]]
+        meta = {"format": fmt.FORMAT, "seq_len": str(self.opts.seq_len),
+                "eos_id": str(self.eos_id), "dtype": self.dtype,
+                "tokenizer_sha256": self.tokenizer_sha256, "split": plan["split"]}
+        data = fmt.encode_shard(rows.reshape(-1, self.row_len), self.dtype, meta)
+        arrow_rel = f"{key}.arrow"
+        self.output._atomic(arrow_rel, lambda f: f.write(data))
+        local_starts = np.concatenate([[0], np.cumsum(n + 1)[:-1]]) - off
+        starting = local_starts >= 0
+        index = pa.table({
+            "id": docs.column("id").filter(pa.array(starting)),
+            "repo_name": docs.column("repo_name").filter(pa.array(starting)),
+            "path": docs.column("path").filter(pa.array(starting)),
+            "start": pa.array(local_starts[starting]), "n_tokens": pa.array(n[starting]),
+        })
+        index_rel = f"{key}.docs.parquet"
+        self.output.write_parquet(index_rel, index, index.schema)
+        files = [arrow_rel, index_rel]
+        removed = self._removed(plan.get("removed_from", []))
+        if removed.num_rows:
+            self.output.write_parquet(self.output.removed_file(key), removed, removed.schema)
+            files.append(self.output.removed_file(key))
+        if index.num_rows != plan["docs_starting"]:
+            raise AssertionError(f"{key}: {index.num_rows} documents start here, planned "
+                                 f"{plan['docs_starting']}")
+        return {
+            "split": plan["split"], "file": arrow_rel, "index": index_rel,
+            "sequences": len(rows) // self.row_len, "tokens": plan["tokens"],
+            "padding": len(rows) - plan["tokens"],
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows_in": index.num_rows + removed.num_rows, "rows": index.num_rows,
+            "removed": removed.num_rows, "bytes": len(data), "reasons": reason_counts(removed),
+            "files": files,
+        }
+
+    def _read_ranges(self, ranges: dict[str, list[int]]) -> pa.Table:
+        """The planned rows of every tokenized partition, in the split's stream order."""
+        parts = []
+        for p, key in enumerate(self.keys):
+            if key not in ranges:
+                continue
+            lo, hi = ranges[key]
+            with self.output.fs.open(self.output.join(TOKENS_DIR, f"{key}.parquet"), "rb") as f:
+                pf = pq.ParquetFile(f)
+                bounds = np.cumsum([0] + [pf.metadata.row_group(g).num_rows
+                                          for g in range(pf.num_row_groups)])
+                groups = [g for g in range(pf.num_row_groups)
+                          if bounds[g] < hi and bounds[g + 1] > lo]
+                t = pf.read_row_groups(groups).slice(lo - bounds[groups[0]], hi - lo)
+            parts.append(t.append_column("part", pa.array(np.full(t.num_rows, p, np.int64)))
+                         .append_column("row", pa.array(np.arange(lo, hi, dtype=np.int64))))
+        t = pa.concat_tables(parts)
+        sort = np.lexsort((t.column("row").to_numpy(), t.column("part").to_numpy(),
+                           t.column("order").to_numpy()))
+        return t.take(pa.array(sort))
+
+    def _removed(self, keys: list[str]) -> pa.Table:
+        tables = [self.output.read_parquet(posixpath.join(REMOVED_WORK, f"{k}.parquet"))
+                  for k in keys]
+        return pa.concat_tables(tables) if tables else schema.empty(schema.REMOVED)
+
+    # after every shard ---------------------------------------------------------------------
+    def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The training-facing part of the manifest, and a copy of the tokenizer."""
+        self.output._atomic(bpe.FILE, lambda f: f.write(self.tokenizer_json.encode()))
+        splits: dict[str, Any] = {}
+        for r in records:
+            s = splits.setdefault(r["split"], {"shards": [], "sequences": 0, "tokens": 0,
+                                               "documents": 0})
+            s["shards"].append(r["key"])
+            s["sequences"] += r["sequences"]
+            s["tokens"] += r["tokens"]
+            s["documents"] += r["rows"]
+        return {"tokens": {
+            "format": fmt.FORMAT, "seq_len": self.opts.seq_len, "row_len": self.row_len,
+            "dtype": self.dtype, "eos_id": self.eos_id, "vocab_size": self.vocab_size,
+            "tokenizer_sha256": self.tokenizer_sha256, "tokenizer": bpe.FILE,
+            "seed": self.opts.seed, "valid_fraction": self.opts.valid_fraction,
+            "splits": splits}}
+
+
+def describe(manifest: dict[str, Any]) -> str:
+    t = manifest["tokens"]
+    parts = [f"{name}: {s['sequences']:,} sequences of {t['seq_len']} tokens "
+             f"({s['tokens']:,} tokens, {s['documents']:,} documents, {len(s['shards'])} shards)"
+             for name, s in t["splits"].items()]
+    return "; ".join(parts) + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
+
