@@ -13,12 +13,17 @@ $(BIN)/python:
 	  { echo "corpus needs Python 3.11 or newer: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
+# torch first and pinned (TORCH): the CPU build on this machine's disk, not a CUDA download
+TORCH ?= torch==2.13.0
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[train]' $(TORCH)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(TORCH)
 	@touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -37,6 +42,9 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/filters.py
 	$(BIN)/python bench/exact.py
 	$(BIN)/python bench/minhash.py
+	$(BIN)/python bench/scrub.py
+	$(BIN)/python bench/tokenizer.py
+	$(BIN)/python bench/loader.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

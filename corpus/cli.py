@@ -333,13 +333,20 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
 
     p = pipeline.load(config)
 
+    results: dict[str, dict[str, Any]] = {}
+
     def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
         console.print(f"[green]✓[/] {spec.name} ({spec.kind}) → {url}")
+        results[url] = manifest
 
     outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
     out.rule("results")
     for url in outputs.values():
-        _print_stats(url)
+        line = pipeline.describe(results[url])
+        if line is None:  # a dataset directory: its stats
+            _print_stats(url)
+        else:
+            out.print(f"{url}\n  {line}", highlight=False)
         out.print()
     out.print(f"outputs under {(output or p.output).rstrip('/')}/; "
               f"see `corpus stats DIR` for any of them")

@@ -256,3 +256,23 @@ def stage_of(p: Pipeline, kind: str, name: str | None = None) -> StageSpec:
         raise ConfigError(f"{p.path} has several {kind} stages "
                           f"({', '.join(s.name for s in found)}): choose one with --stage")
     return found[0]
+
+
+def describe(result: dict[str, Any]) -> str | None:
+    """One line for a stage whose output is not a dataset directory (tokenizer, parquet shards,
+    a training run); None for dataset directories (their stats say more)."""
+    if "tokens" in result and "fingerprint" in result:
+        from corpus.tokens.shards import describe as tokens
+
+        return tokens(result)
+    if result.get("stage") == "train":
+        from corpus.train.launch import describe as train
+
+        return train(result)
+    if result.get("stage") == "shard-parquet":
+        return str(result["summary"])
+    if "trained_docs" in result:
+        from corpus.tokens.bpe import summary
+
+        return summary(result, str(result.get("out", "")))
+    return None

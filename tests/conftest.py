@@ -135,3 +135,25 @@ def near_dup_tables(engine, release_dirs, tmp_path_factory) -> Path:
                                site_packages_dirs=[str(d) for d in release_dirs])
     engine.run(GithubTablesJob(opts, DatasetDir(str(out))))
     return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(python_docs, tmp_path_factory) -> Path:
+    """A small BPE trained on the real Python files (corpus tokenizer train)."""
+    from corpus.tokens import bpe
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    bpe.train(str(python_docs), str(out), bpe.TokenizerOptions(vocab_size=2048, sample_docs=600))
+    return out
+
+
+@pytest.fixture(scope="session")
+def token_shards(engine, python_docs, tokenizer_dir, tmp_path_factory) -> Path:
+    """The real Python files packed into 64-token sequences, in several shards per split."""
+    from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+
+    out = tmp_path_factory.mktemp("tokens")
+    opts = TokenShardOptions(str(tokenizer_dir), seq_len=64, shard_bytes=1 << 20,
+                             valid_fraction=0.05, seed=3)
+    engine.run(TokenShardJob(opts, DatasetDir(str(python_docs)), DatasetDir(str(out))))
+    return out

@@ -4,6 +4,7 @@ ones recomputed; the shipped demo config runs end to end."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def test_shipped_configs_load():
 @pytest.mark.slow
 def test_demo_pipeline_runs(tmp_path):
     res = run_cli("run", "pipelines/demo.toml", "--output", str(tmp_path / "demo"), "--quiet",
-                  timeout=600)
+                  timeout=900)
     assert res.returncode == 0, res.stderr
     python = manifest(tmp_path / "demo" / "raw-python")
     multi = manifest(tmp_path / "demo" / "raw-multilang")
@@ -93,4 +94,13 @@ def test_demo_pipeline_runs(tmp_path):
     assert all(r.startswith(("license-", "no-license")) for r in licensed["reasons"])
     assert scrubbed["secrets"] and set(scrubbed["secrets"]) >= {"EMAIL"}
     assert "secrets / PII redacted" in res.stdout  # the stats of the scrub stage show them
+    tokens = manifest(tmp_path / "demo" / "tokens")
+    assert tokens["rows_in"] == clean["rows"] and tokens["tokens"]["seq_len"] == 256
+    parquet = json.loads((tmp_path / "demo" / "parquet" / "_layout.json").read_text())
+    assert parquet["rows_in"] == clean["rows"]
+    assert parquet["splits"]["validation"]["rows"] == \
+        tokens["tokens"]["splits"]["validation"]["documents"]
+    first, last = map(float, re.search(r"train: loss ([\d.]+) → ([\d.]+) after 40 steps",
+                                       res.stdout).groups())
+    assert last < first - 1  # the tiny model learns
     assert "outputs under" in res.stdout

@@ -153,7 +153,8 @@ def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
         raise InputError(f"no such dataset directory: {url}")
     identity = mf.digest({"input": mf.dataset_hash(manifest) if manifest else url,
                           "split_valid": opts.split_valid, "shard_bytes": opts.shard_bytes,
-                          "split_by": opts.split_by, "valid_from": sorted(valid_repos(opts.valid_from))
+                          "split_by": opts.split_by,
+                          "valid_from": sorted(valid_repos(opts.valid_from))
                           if opts.valid_from else None})
     root = Path(folder)
     state = root / STATE

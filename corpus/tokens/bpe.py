@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.errors import ConfigError, InputError
@@ -58,10 +59,20 @@ def _batches(d: DatasetDir, columns: list[str]) -> Iterator[Any]:
 
 
 def _sample_cut(d: DatasetDir, opts: TokenizerOptions, heldout_cut: np.uint64) -> np.uint64:
-    """The id-hash below which the `sample_docs` training documents lie (first pass, ids only)."""
-    hashes = [h[h >= heldout_cut] for h in
-              (row_hash(b, ["id", "repo_name", "path"], "tok") for b in
-               _batches(d, ["id", "repo_name", "path"]))]
+    """The id-hash below which the `sample_docs` training documents lie (first pass over the
+    small columns; documents with size 0 are not counted, as they are not trained on)."""
+    if opts.sample_docs is None:
+        return np.uint64(2**64 - 1)
+    key = d.partition_keys()[0]
+    names = d.parquet_metadata(d.part_file(key)).schema.to_arrow_schema().names
+    cols = ["id", "repo_name", "path", *(["size"] if "size" in names else [])]
+    hashes = []
+    for b in _batches(d, cols):
+        h = row_hash(b, ["id", "repo_name", "path"], "tok")
+        keep = h >= heldout_cut
+        if "size" in cols:
+            keep &= pc.fill_null(b.column("size"), 0).to_numpy(zero_copy_only=False) > 0
+        hashes.append(h[keep])
     every = np.sort(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
     if opts.sample_docs is None or opts.sample_docs >= len(every):
         return np.uint64(2**64 - 1)
@@ -186,7 +197,8 @@ def load(path: str) -> Any:
 def summary(report: dict[str, Any], out_dir: str) -> str:
     cpt = report.get("chars_per_token")
     line = (f"tokenizer: {report['vocab_size']:,} tokens, trained on {report['trained_docs']:,} "
-            f"documents ({report['trained_chars']:,} characters) → {out_dir}")
+            f"documents ({report['trained_chars']:,} characters)" + (f" → {out_dir}" if out_dir
+                                                                        else ""))
     if cpt is not None:
         line += f"\n  {cpt:.2f} characters per token on {report['heldout_docs']:,} held-back " \
                 "documents"

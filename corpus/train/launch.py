@@ -55,13 +55,15 @@ def run(args: Any, nproc_per_node: int = 1) -> dict[str, Any] | None:
             "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = "1"  # the deepspeed launcher leaves it unset: 3× slower
     try:
+        import torch
+
+        if "DS_ACCELERATOR" not in os.environ and not torch.cuda.is_available():
+            os.environ["DS_ACCELERATOR"] = "cpu"  # what DeepSpeed would pick, without a warning
         import deepspeed  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
         raise ConfigError(f"training needs the train extra (pip install -e '.[train]'): {e}") \
             from e
-    import torch
-
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from corpus.train.loop import train

@@ -117,17 +117,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
         train_cfg.warmup_steps = min(train_cfg.warmup_steps, max(1, args.steps // 10))
     accel = get_accelerator()
     on_gpu = accel.device_name() != "cpu"
-    deepspeed.init_distributed(dist_backend=accel.communication_backend_name())
-    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if on_gpu:
-        accel.set_device(local_rank)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = Logger(out, rank)
     conf = ds_config(args.deepspeed, args, on_gpu)
     micro, gas = conf["train_micro_batch_size_per_gpu"], conf["gradient_accumulation_steps"]
-
+    # every input is checked before the processes meet (rank and world from the environment)
     data = TokenShards(args.data, "train", batch_size=micro, seed=train_cfg.seed,
                        tokenizer=args.tokenizer)
     seq_len = data.seq_len
@@ -139,6 +131,17 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if vocab < int(meta["vocab_size"]):
         raise ConfigError(f"vocab_size {vocab} is smaller than the tokenizer's "
                           f"{meta['vocab_size']}")
+    deepspeed.init_distributed(dist_backend=accel.communication_backend_name())
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    if (rank, world) != (data.rank, data.world_size):
+        raise ConfigError(f"RANK/WORLD_SIZE say {data.rank}/{data.world_size}, the process "
+                          f"group says {rank}/{world}")
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if on_gpu:
+        accel.set_device(local_rank)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = Logger(out, rank)
     torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
     model = GPT2LMHeadModel(GPT2Config(
         vocab_size=vocab, n_positions=model_cfg.n_positions, n_embd=model_cfg.n_embd,

@@ -1,0 +1,86 @@
+"""The corpus's BPE: lossless on real code, whitespace runs learned, held-back documents never
+trained on, loadable by transformers without a hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus.errors import ConfigError
+from corpus.io import DatasetDir
+from corpus.tokens import bpe
+from tests.conftest import run_cli
+
+
+def _docs(path: Path) -> list[str]:
+    t = pq.read_table(sorted(path.glob("part-*.parquet")))
+    return [c for c in t.column("content").to_pylist() if c]
+
+
+def test_round_trip_is_lossless_on_real_code(tokenizer_dir, python_docs):
+    tok = bpe.for_documents(bpe.load(str(tokenizer_dir)))
+    docs = _docs(python_docs)[:400]
+    tricky = ["\tif x:\r\n\t\treturn  1\r\n", "   \n\n\n    ", "naïve = 'ſ İ 😀'\n",
+              'EOT = "<|endoftext|>"\n']
+    for text in docs + tricky:
+        ids = tok.encode(text, add_special_tokens=False).ids
+        assert tok.decode(ids, skip_special_tokens=False) == text
+    eot = tok.token_to_id(bpe.EOT)
+    assert eot not in tok.encode(tricky[-1], add_special_tokens=False).ids
+
+
+def test_learns_indentation_and_reports_heldout(tokenizer_dir, python_docs):
+    report = json.loads((tokenizer_dir / bpe.REPORT).read_text())
+    assert report["vocab_size"] == 2048
+    assert report["trained_docs"] == 600
+    assert report["heldout_docs"] > 0
+    # real Python at a 2k vocabulary: well above the ~1.5 of a byte-ish split, below 6
+    assert 2.5 < report["chars_per_token"] < 6
+    assert report["sha256"] == bpe.file_hash(tokenizer_dir / bpe.FILE)
+    vocab = bpe.load(str(tokenizer_dir)).get_vocab()
+    # byte-level 'Ġ' is a space: runs of 4, 8 spaces are tokens of their own
+    assert "ĠĠĠ" in vocab and "ĠĠĠĠĠĠĠ" in vocab
+
+
+def test_heldout_documents_are_not_trained_on(python_docs):
+    opts = bpe.TokenizerOptions(vocab_size=300, sample_docs=50, heldout_fraction=0.2)
+    texts, heldout = bpe.split_texts(DatasetDir(str(python_docs)), opts)
+    trained = list(texts)
+    assert len(trained) == 50
+    assert heldout and not set(heldout) & set(trained)
+    again, _ = bpe.split_texts(DatasetDir(str(python_docs)), opts)
+    assert list(again) == trained  # the same sample on every run
+
+
+def test_transformers_loads_the_folder(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ours = bpe.load(str(tokenizer_dir))
+    text = "def f(x):\n        return x  # spaces\n"
+    assert hf(text)["input_ids"] == ours.encode(text, add_special_tokens=False).ids
+    assert hf.eos_token == bpe.EOT and hf.eos_token_id == ours.token_to_id(bpe.EOT)
+    assert hf.decode(hf(text)["input_ids"]) == text
+
+
+def test_cli_reports_chars_per_token_next_to_another(tokenizer_dir, python_docs, tmp_path):
+    r = run_cli("tokenizer", "train", str(python_docs), str(tmp_path / "tok"),
+                "--vocab-size", "512", "--sample-docs", "200", "--compare", str(tokenizer_dir))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "tok" / bpe.REPORT).read_text())
+    assert report["compare"]["chars_per_token"] > report["chars_per_token"]  # 2048 > 512 tokens
+    assert f"{report['chars_per_token']:.2f} characters per token" in r.stdout
+    assert f"{report['compare']['chars_per_token']:.2f}" in r.stdout
+
+
+def test_bad_options_and_inputs(tmp_path, python_docs):
+    with pytest.raises(ConfigError, match="vocab-size"):
+        bpe.TokenizerOptions(vocab_size=100).check()
+    r = run_cli("tokenizer", "train", str(tmp_path / "missing"), str(tmp_path / "out"))
+    assert r.returncode == 1 and "error:" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("shard", str(python_docs), str(tmp_path / "t"), "--format", "tokens",
+                "--tokenizer", str(tmp_path / "nope"))
+    assert r.returncode == 1 and "no tokenizer at" in r.stderr
