@@ -44,6 +44,7 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
         "reasons": m.get("reasons", {}), "languages": m.get("languages", {}),
         "licenses": m.get("licenses", {}), "timings": m.get("timings", {}),
         "config": m.get("config", {}), "secrets": m.get("secrets", {}),
+        **({"tokens": m["tokens"]} if "tokens" in m else {}),
     }
     steps = {}
     for run in m.get("runs", []):  # what each global step reported, latest run winning
@@ -107,7 +108,14 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
         if s.get("repos") is not None:
             console.print(f"repositories: {s['repos']:,} ({s.get('unlicensed_repos', 0):,} "
                           "without a recognised license, left out of `licenses`)")
-    if s.get("rows") is not None and s.get("kind") == "dataset":
+    if s.get("tokens"):  # token shards: documents in, sequences out
+        from corpus.tokens.shards import describe
+
+        console.print(f"documents: {s['rows']:,} packed, {s.get('removed', 0):,} removed "
+                      f"(of {s.get('rows_in', 0):,}); on disk {format_bytes(s.get('bytes') or 0)}"
+                      f" in {s.get('partitions', 0)} shards")
+        console.print(describe(s), highlight=False)
+    elif s.get("rows") is not None and s.get("kind") == "dataset":
         console.print(
             f"rows: {s['rows']:,} kept, {s.get('removed', 0):,} removed "
             f"(of {s.get('rows_in', 0):,}); content {format_bytes(s.get('content_bytes') or 0)}, "

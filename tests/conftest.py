@@ -38,6 +38,10 @@ os.environ.update({"HF_ENDPOINT": HUB_URL, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABL
 import pytest
 
 from corpus.engine import Engine
+
+#: The cloud stand-ins' fixtures (gcs, bigquery_emulator, seeded_bigquery), defined once for the
+#: session: a fixture imported into two test modules would start its server twice.
+pytest_plugins = ["tests.cloud"]
 from corpus.github.build import GithubTablesJob, GithubTablesOptions
 from corpus.io import DatasetDir
 

@@ -13,15 +13,7 @@ import pytest
 
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
 from corpus.io import DatasetDir
-from tests.cloud import (  # noqa: F401 — fixtures
-    PROJECT,
-    bigquery_emulator,
-    bq_client,
-    gcs,
-    gcs_fs,
-    make_bucket,
-    seeded_bigquery,
-)
+from tests.cloud import PROJECT, bq_client, gcs_fs, make_bucket
 from tests.conftest import QUERIES, free_port, run_cli
 
 pytestmark = pytest.mark.slow

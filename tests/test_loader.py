@@ -14,7 +14,7 @@ from corpus.errors import InputError
 from corpus.tokens.dataset import open_tokens
 from corpus.tokens.order import StreamOrder
 from corpus.train.data import TokenShards
-from tests.cloud import gcs, gcs_fs, make_bucket  # noqa: F401  (gcs: the emulator fixture)
+from tests.cloud import gcs_fs, make_bucket
 
 
 def _all_rows(path) -> Counter[bytes]:

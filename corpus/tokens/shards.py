@@ -297,7 +297,8 @@ class TokenShardJob(MapJob):
 def describe(manifest: dict[str, Any]) -> str:
     t = manifest["tokens"]
     parts = [f"{name}: {s['sequences']:,} sequences of {t['seq_len']} tokens "
-             f"({s['tokens']:,} tokens, {s['documents']:,} documents, {len(s['shards'])} shards)"
+             f"({s['tokens']:,} tokens, {s['documents']:,} documents, {len(s['shards'])} "
+             f"shard{'s' if len(s['shards']) != 1 else ''})"
              for name, s in t["splits"].items()]
     return "; ".join(parts) + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
 

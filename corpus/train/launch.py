@@ -34,7 +34,11 @@ def _argv(args: dict[str, Any]) -> list[str]:
     for k, v in args.items():
         if v is None:
             continue
-        out += [f"--{k.replace('_', '-')}", str(v)]
+        flag = f"--{k.replace('_', '-')}"
+        if isinstance(v, bool):
+            out.append(flag if v else f"--no-{k.replace('_', '-')}")
+        else:
+            out += [flag, str(v)]
     return out
 
 
@@ -98,6 +102,8 @@ def options(f: Any) -> Any:
                      help="DataLoader workers per rank."),
         click.option("--tokenizer", default=None, metavar="DIR",
                      help="Refuse shards not made with this tokenizer."),
+        click.option("--verify/--no-verify", default=True, show_default=True,
+                     help="Check every shard's sha256 before training (reads the data once)."),
         click.option("--local_rank", "--local-rank", "local_rank", type=int, default=None,
                      hidden=True),  # appended by the deepspeed launcher
     ]

@@ -40,6 +40,7 @@ class TrainArgs:
     grad_accum: int | None = None  # override gradient_accumulation_steps
     num_workers: int = 0  # DataLoader workers per rank
     tokenizer: str | None = None  # check the shards were made with this tokenizer
+    verify: bool = True  # check every shard's sha256 before training (one read of the data)
 
 
 def _quiet_deepspeed() -> None:
@@ -121,7 +122,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     micro, gas = conf["train_micro_batch_size_per_gpu"], conf["gradient_accumulation_steps"]
     # every input is checked before the processes meet (rank and world from the environment)
     data = TokenShards(args.data, "train", batch_size=micro, seed=train_cfg.seed,
-                       tokenizer=args.tokenizer)
+                       tokenizer=args.tokenizer, verify=args.verify)
     seq_len = data.seq_len
     meta = data.data.meta
     if seq_len > model_cfg.n_positions:
