@@ -9,6 +9,7 @@ one run, side by side on the same files:
 and prints rows/s, MB/s of content, and each time as a ratio to the floor.
 
     .venv/bin/python bench/extract.py [--tables DIR] [--query queries/github_python.sql]
+                                      [--summary FILE]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _summary
 from _corpus import best_of
 
 from corpus import duck
@@ -42,6 +44,7 @@ def main() -> None:
     ap.add_argument("--query", default=str(ROOT / "queries" / "github_python.sql"))
     ap.add_argument("--partition-size", default=16 * 1024 * 1024, type=int)
     ap.add_argument("--repeat", default=3, type=int)
+    _summary.add_option(ap)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     try:
@@ -93,6 +96,12 @@ def main() -> None:
     rows += [(f"corpus extract, {w} worker{'s' if w > 1 else ''}", t) for w, t in results]
     for label, t in rows:
         print(f"{label:<34}{t:>9.3f}{plan.rows / t:>11,.0f}{mb / t:>8.1f}{t / floor:>9.2f}")
+    t_corpus = dict(results)[2]
+    _summary.write(args.summary, [
+        _summary.row("extract", "corpus extract, 2 workers, MB/s of content", mb / t_corpus,
+                     mb / floor, "pyarrow read of the 3 tables (floor)", "MB/s"),
+        _summary.row("extract", "corpus extract, 2 workers, MB/s of content", mb / t_corpus,
+                     mb / t_duck, "one DuckDB COPY, 2 threads", "MB/s")])
 
 
 if __name__ == "__main__":

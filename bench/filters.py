@@ -9,11 +9,12 @@ environment's site-packages), with CodeParrot's rules (pipelines/codeparrot.toml
 Both on one core, in this process, timed in CPU seconds and interleaved. Checks that every
 decision is identical, then prints docs/s, MB/s and the ratio. Target: corpus >= 20x.
 
-    .venv/bin/python bench/filters.py
+    .venv/bin/python bench/filters.py [--summary FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _summary
 from _corpus import ROOT, documents
 
 from corpus import pipeline
@@ -31,6 +33,9 @@ from corpus.filters.stage import apply_rules
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    _summary.add_option(ap)
+    args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     try:
         _, table = documents(work)
@@ -71,6 +76,10 @@ def main() -> None:
     for label, t in (("baseline: per document (reference.py)", t_base),
                      ("corpus: vectorized (best of 6)", t_corpus)):
         print(f"{label:<40}{t:>9.3f}{n / t:>11,.0f}{mb / t:>9.1f}{t_base / t:>8.1f}")
+    _summary.write(args.summary, [_summary.row(
+        "filters", "CodeParrot filters, MB/s (CPU, 1 core)"
+        + ("" if same else " (DECISIONS DIFFER)"), mb / t_corpus, mb / t_base,
+        "per-document Python (CodeParrot preprocessing.py)", "MB/s", ">= 20x")])
     if not same:
         sys.exit("decisions differ")
 

@@ -18,6 +18,7 @@ engine (MB/s of content per core), and, with --train-log RUN_DIR/log.jsonl, the 
 tokens/s of a run.
 
     .venv/bin/python bench/loader.py [--work DIR] [--mb 32] [--train-log RUN_DIR/log.jsonl]
+                                     [--summary FILE]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _summary
 from _corpus import documents
 
 from corpus.engine import Engine
@@ -221,6 +223,7 @@ def main() -> None:
     ap.add_argument("--baseline-seconds", type=float, default=60,
                     help="stop the baseline's epoch after this long (checked per batch)")
     ap.add_argument("--train-log", help="RUN_DIR/log.jsonl of a training run")
+    _summary.add_option(ap)
     args = ap.parse_args()
     started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="corpus-bench-"))
@@ -251,10 +254,16 @@ def main() -> None:
           f"{open_s:.2f} s")
     print(f"{'round':<7}{'case':<48}{'tokens':>13}{'seconds':>9}{'tokens/s':>13}{'x base':>9}")
     capped = False
+    headline = []
     for r, ((a_tok, a_s), (b_tok, b_s, cap)) in enumerate(rounds, 1):
         capped |= cap
         base = b_tok / b_s
         label = "cold" if r == 1 else "warm"
+        headline.append(_summary.row(
+            "loader", f"TokenShards tokens/s, 1 core, epoch {r} ({label})", a_tok / a_s, base,
+            "HF datasets streaming + on-the-fly tokenization (CodeParrot)"
+            + (f", capped at {args.baseline_seconds:.0f} s" if cap else ""), "tokens/s",
+            ">= 20x"))
         for case, tok, s in (("ours: TokenShards, main process", a_tok, a_s),
                              ("baseline: datasets streaming + tokenize + pack"
                               + (" *" if cap else ""), b_tok, b_s)):
@@ -278,6 +287,11 @@ def main() -> None:
           + (f" (shards reused from --work: the run of {run['started']})" if earlier else ""))
     if args.train_log:
         print(train_log(Path(args.train_log)))
+    headline.append(_summary.row(
+        "loader", "corpus shard --format tokens: tokenize step, MB/s per core"
+        + (" (reused shards)" if earlier else ""), mbs / tok_s, None, "none (no peer measured)",
+        "MB/s"))
+    _summary.write(args.summary, headline)
 
 
 if __name__ == "__main__":

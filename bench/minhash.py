@@ -17,12 +17,13 @@ documents loaded; corpus: cluster started, nothing loaded):
 Scores are keeper-agnostic (tests/near_truth.py). Targets: corpus --verify >= 3x rensa's MB/s,
 peak memory under a quarter of datasketch's.
 
-    .venv/bin/python bench/minhash.py [--scale] [--threshold 0.85]
+    .venv/bin/python bench/minhash.py [--scale] [--threshold 0.85] [--summary FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _summary
 from _releases import MAIN, SCALE, fetch
 
 from corpus.dedup import minhash as mh
@@ -273,6 +275,7 @@ def main() -> None:
     ap.add_argument("--methods", default=None,
                     help="default: datasketch,rensa,corpus,corpus-verify (--scale: corpus's)")
     ap.add_argument("--child"), ap.add_argument("--docs"), ap.add_argument("--result")
+    _summary.add_option(ap)
     args = ap.parse_args()
     if args.child:
         child(args.child, Path(args.docs), args.threshold, Path(args.result))
@@ -294,15 +297,53 @@ def main() -> None:
           f"{'of which work':>15}{'precision':>11}{'recall':>8}{'F1':>7}")
     methods = args.methods or ("corpus,corpus-verify,datasketch-stream" if args.scale
                                else "datasketch,rensa,corpus,corpus-verify")
+    if args.methods is None and importlib.util.find_spec("rensa") is None:
+        methods = methods.replace(",rensa", "")
+        print("rensa is not installed (pip install -e '.[bench]'): left out")
+    results = {}
     for method in methods.split(","):
-        r = measure(method, docs, args.threshold)
-        quality = ("".join(f"{x:>{w}.4f}" for x, w in zip(score(n, pairs, r["removed"]),
-                                                          (11, 8, 7), strict=True))
-                   if pairs is not None else f"{'-':>11}{'-':>8}{'-':>7}")
+        r = results[method] = measure(method, docs, args.threshold)
+        r["score"] = score(n, pairs, r["removed"]) if pairs is not None else None
+        quality = ("".join(f"{x:>{w}.4f}" for x, w in zip(r["score"], (11, 8, 7), strict=True))
+                   if r["score"] is not None else f"{'-':>11}{'-':>8}{'-':>7}")
         print(f"{method:<16}{r['seconds']:>9.1f}{n / r['seconds']:>9.0f}"
               f"{mb / r['seconds']:>8.1f}{r['peak'] / 2**20:>8.0f}MB"
               f"{(r['peak'] - r['idle']) / 2**20:>13.0f}MB"
               f"{quality}  removed {len(r['removed']):,}", flush=True)
+    _summary.write(args.summary, summary(results, mb, args.threshold))
+
+
+def summary(results: dict[str, dict], mb: float, threshold: float) -> list[dict]:
+    """Headline rows: corpus (with --verify if it ran) against rensa's and datasketch's MB/s,
+    and against datasketch's F1 (or, at --scale, its work memory)."""
+    ours_name = next((m for m in ("corpus-verify", "corpus") if m in results), None)
+    if ours_name is None:
+        return []
+    ours = results[ours_name]
+    flag = "--minhash" + (" --verify" if ours_name == "corpus-verify" else "")
+    names = {"rensa": "rensa (RMinHash + RMinHashLSH)",
+             "datasketch": "datasketch (MinHash + MinHashLSH)",
+             "datasketch-stream": "datasketch, streamed (MinHash + MinHashLSH)"}
+    rows = []
+    for peer, target in (("rensa", ">= 3x" if ours_name == "corpus-verify" else ""),
+                         ("datasketch", ""), ("datasketch-stream", "")):
+        if peer in results:
+            rows.append(_summary.row("minhash", f"corpus {flag}, MB/s (1 core)",
+                                     mb / ours["seconds"], mb / results[peer]["seconds"],
+                                     names[peer], "MB/s", target))
+    for peer in ("datasketch", "datasketch-stream"):
+        if peer not in results:
+            continue
+        if ours["score"] is not None and results[peer]["score"] is not None:
+            rows.append(_summary.row("minhash", f"corpus {flag}, F1 at J >= {threshold}",
+                                     ours["score"][2], results[peer]["score"][2], names[peer],
+                                     "F1"))
+        else:
+            work = (ours["peak"] - ours["idle"]) / 2**20
+            peer_work = (results[peer]["peak"] - results[peer]["idle"]) / 2**20
+            rows.append(_summary.row("minhash", f"corpus {flag}, work memory (peak RSS added)",
+                                     work, peer_work, names[peer], "MB", "<= 0.25x"))
+    return rows[:3]
 
 
 if __name__ == "__main__":

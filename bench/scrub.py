@@ -7,6 +7,8 @@ credentials), on a line of its own at a random place, written as code, a comment
 config line; the other half stay clean. Measured per method: recall per kind (the planted value
 is gone from the output), placeholders on clean files (each one a false positive unless it is a
 real email / IP address, which real code has in author headers), clean files altered, MB/s.
+
+    .venv/bin/python bench/scrub.py [--files 2400] [--baseline-files 400] [--summary FILE]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _summary
 from _planted import GENERATORS, plant
 
 from corpus.scrub.redact import ScrubOptions, redact
@@ -124,6 +127,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=2400)
     ap.add_argument("--baseline-files", type=int, default=400,
                     help="the baseline is ~100x slower: measured on the first N files")
+    _summary.add_option(ap)
     args = ap.parse_args()
     files = real_files(args.files)
     docs = planted_corpus(files)
@@ -139,7 +143,7 @@ def main() -> None:
             f"{r['hits'][kind]:>22}/{r['total'][kind]:<5}" for r in results))
     print()
     for r in results:
-        recall = sum(r["hits"].values()) / max(1, sum(r["total"].values()))
+        recall = r["recall"] = sum(r["hits"].values()) / max(1, sum(r["total"].values()))
         print(f"{r['name']:<26} recall {recall:.4f}  clean files altered "
               f"{r['clean_altered']}/{r['n_clean']} ({r['clean_altered'] / r['n_clean']:.2%}, "
               f"{r['clean_fp']} placeholders, emails/IPs excluded)  "
@@ -147,6 +151,13 @@ def main() -> None:
     a, b = results
     print(f"\nspeed ratio corpus / detect-secrets: "
           f"{(a['mb'] / a['seconds']) / (b['mb'] / b['seconds']):.1f}x")
+    name = f"detect-secrets scan_line (first {len(docs[:args.baseline_files]):,} files)"
+    _summary.write(args.summary, [
+        _summary.row("scrub", f"corpus scrub, recall of planted secrets "
+                     f"({sum(a['total'].values()):,}; baseline {sum(b['total'].values()):,})",
+                     a["recall"], b["recall"], name, "recall", ">= 0.95 (tests)"),
+        _summary.row("scrub", "corpus scrub, MB/s (1 core)", a["mb"] / a["seconds"],
+                     b["mb"] / b["seconds"], name, "MB/s")])
 
 
 if __name__ == "__main__":

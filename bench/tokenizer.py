@@ -13,7 +13,7 @@ same held-back documents, in one run:
 Each tokenizer is measured on both held-back sets: a code tokenizer should need fewer tokens
 for code (more characters per token) than a general-text one of the same size.
 
-    .venv/bin/python bench/tokenizer.py [--work DIR] [--sample-docs 3000]
+    .venv/bin/python bench/tokenizer.py [--work DIR] [--sample-docs 3000] [--summary FILE]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import xxhash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _summary
 from _corpus import documents
 
 from corpus.tokens import bpe
@@ -109,6 +110,7 @@ def main() -> None:
     ap.add_argument("--work", help="keep the documents and tokenizers here (default: temporary)")
     ap.add_argument("--sample-docs", type=int, default=3000,
                     help="code documents to train on (by id hash)")
+    _summary.add_option(ap)
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="corpus-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -161,14 +163,19 @@ def main() -> None:
     for name, vocab, trained, code_cpt, prose_cpt, secs in rows:
         print(f"{name:<32}{vocab:>7,}{trained:>12.1f}{code_cpt:>13.2f}{prose_cpt:>13.2f}"
               f"{secs:>9.1f}")
+    headline = []
     for vocab in VOCABS:
         code, other = (r for r in rows if r[1] == vocab)
+        headline.append(_summary.row(
+            "tokenizer", f"chars/token on held-back code, vocab {vocab:,}", code[3], other[3],
+            "the same BPE trained on prose (site-packages docs)", "chars/token", "> 1x"))
         print(f"vocab {vocab:,}: held-back code takes the prose tokenizer "
               f"{code[3] / other[3]:.2f}x the tokens of the code one (code: "
               f"{1 - other[3] / code[3]:.0%} fewer); held-back prose takes the code tokenizer "
               f"{other[4] / code[4]:.2f}x the tokens of the prose one")
     print("train s: prose = train_from_iterator alone; code = bpe.train end to end (reads the "
           "Parquet, splits by id hash, trains, measures both tokenizers on held-back code)")
+    _summary.write(args.summary, headline)
 
 
 if __name__ == "__main__":

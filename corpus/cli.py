@@ -28,12 +28,16 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--workers", type=click.IntRange(min=1), default=None,
                   help="Worker processes of the local cluster (default: one per core).")
     @click.option("--quiet", is_flag=True, help="No progress bars.")
+    @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                  show_default=True, help="json: one JSON object per line on stderr (progress "
+                  "with documents/s and ETA, stage results), no bars; for batch jobs.")
     @functools.wraps(f)
     def wrapper(*args: Any, scheduler: str | None, workers: int | None, quiet: bool,
-                **kwargs: Any) -> Any:
+                log_format: str, **kwargs: Any) -> Any:
         from corpus.engine import Engine
 
-        with Engine(scheduler=scheduler, workers=workers, progress=not quiet) as engine:
+        with Engine(scheduler=scheduler, workers=workers, progress=not quiet,
+                    log_format=log_format) as engine:
             return f(*args, engine=engine, **kwargs)
 
     return wrapper
@@ -336,7 +340,8 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
     results: dict[str, dict[str, Any]] = {}
 
     def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
-        console.print(f"[green]✓[/] {spec.name} ({spec.kind}) → {url}")
+        engine.log.event("stage", f"[green]✓[/] {spec.name} ({spec.kind}) → {url}",
+                         stage_name=spec.name, kind=spec.kind, output=url)
         results[url] = manifest
 
     outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
@@ -348,8 +353,25 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
         else:
             out.print(f"{url}\n  {line}", highlight=False)
         out.print()
-    out.print(f"outputs under {(output or p.output).rstrip('/')}/; "
-              f"see `corpus stats DIR` for any of them")
+    root = (output or p.output).rstrip("/")
+    out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
+    if "://" not in root:
+        from corpus.report.render import write
+
+        out.print(f"report: {write(root)}")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR")
+@click.option("--out", "out_file", default=None, metavar="FILE",
+              help="Where to write the page (default: RUN_DIR/report.html).")
+def report(run_dir: str, out_file: str | None) -> None:
+    """One self-contained HTML page about a pipeline run: documents and bytes per stage and
+    reason, filter metrics with their thresholds, languages, licenses, near-duplicate
+    clusters, secrets found, samples of removed files, training loss."""
+    from corpus.report.render import write
+
+    out.print(f"report: {write(run_dir, out_file)}")
 
 
 def _print_stats(url: str) -> None:

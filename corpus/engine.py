@@ -17,17 +17,10 @@ import warnings
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from corpus import manifest as mf
 from corpus.errors import ConfigError, CorpusError, InputError, InvariantError
+from corpus.log import Log
 from corpus.stage import WORK_DIR, PartitionedJob, execute, marker_dir, now
 
 MANIFEST_EVERY_S = 2.0
@@ -37,11 +30,13 @@ class Engine:
     """A Dask client plus the stage runner: resume, progress, manifest, row invariant."""
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
-                 progress: bool = True, console: Console | None = None):
+                 progress: bool = True, console: Console | None = None,
+                 log_format: str = "text"):
         self.scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         self.workers = workers
         self.progress = progress
         self.console = console or Console(stderr=True, soft_wrap=True)
+        self.log = Log(log_format, progress, self.console)
         self._client: Any = None
         self._cluster: Any = None
 
@@ -73,7 +68,8 @@ class Engine:
             self._client = Client(self._cluster)
             where = f"local cluster, {n} worker process{'es' if n > 1 else ''}"
         link = self._client.dashboard_link if self._cluster is None or dashboard else None
-        self.console.print(f"[dim]dask: {where}" + (f"; dashboard {link}" if link else ""))
+        self.log.event("cluster", f"[dim]dask: {where}" + (f"; dashboard {link}" if link else ""),
+                       scheduler=self.scheduler or "local", dashboard=link)
 
     def close(self) -> None:
         if self._client is not None:
@@ -111,7 +107,8 @@ class Engine:
         fp = mf.fingerprint(job.stage, job.config, job.input_hash)
         existing = self._prepare(job, fp, overwrite, replace_stale)
         if existing is not None and existing.get("complete"):
-            self.console.print(f"[dim]{job.stage}: {out.url} is up to date, nothing to do")
+            self.log.event("up-to-date", f"[dim]{job.stage}: {out.url} is up to date, "
+                           "nothing to do", stage=job.stage, output=out.url)
             return existing
         out.remove_temp_files()
         # None: the partitions are decided by the job's steps (token shards: by its plan)
@@ -164,6 +161,10 @@ class Engine:
         for d in ("_done", WORK_DIR):
             if out.exists(d):
                 out.fs.rm(out.join(d), recursive=True)
+        self.log.record("stage-done", stage=job.stage, output=out.url,
+                        rows_in=manifest["rows_in"], rows=manifest["rows"],
+                        removed=manifest["removed"], seconds=run["seconds"],
+                        computed=len(computed), reused=len(run["reused"]))
         return manifest
 
     def _finished(self, out: Any, keys: list[str], fp: str, marker_dir: str,
@@ -185,11 +186,12 @@ class Engine:
         ]
         label = f"{job.stage} → {job.output.url}" + (f" ({phase})" if phase != "partition"
                                                        else "")
-        with self._bar(label, len(keys), len(done)) as advance:
+        with self.log.bar(label, len(keys), len(done), stage=job.stage, phase=phase,
+                          output=job.output.url) as bar:
             for fut in as_completed(futures):
                 rec = self._result(fut, futures, job.stage)
                 done[rec["key"]] = rec
-                advance()
+                bar.advance(rec.get("rows_in", rec.get("rows", 0)) or 0)
                 checkpoint()
         return todo
 
@@ -204,8 +206,8 @@ class Engine:
         if existing is None and out.is_empty():
             return None
         if existing is not None and replace_stale and not overwrite:
-            self.console.print(f"[yellow]{job.stage}: config or input changed, recomputing "
-                               f"{out.url}")
+            self.log.event("recompute", f"[yellow]{job.stage}: config or input changed, "
+                           f"recomputing {out.url}", stage=job.stage, output=out.url)
         elif not overwrite:
             if existing is None:
                 raise ConfigError(
@@ -253,33 +255,6 @@ class Engine:
         except BaseException:
             self.client.cancel(futures)
             raise
-
-    def _bar(self, label: str, total: int, completed: int) -> _Bar:
-        return _Bar(self.console, label, total, completed, enabled=self.progress)
-
-
-class _Bar:
-    """A rich progress bar over partitions; a no-op when progress is off."""
-
-    def __init__(self, console: Console, label: str, total: int, completed: int,
-                 enabled: bool):
-        self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-        )
-        self.label, self.total, self.completed = label, total, completed
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        self.progress.start()
-        task = self.progress.add_task(self.label, total=self.total, completed=self.completed)
-        return lambda: self.progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
 
 
 def check_rows(stage: str, url: str, records: list[dict[str, Any]],

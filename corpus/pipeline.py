@@ -230,6 +230,9 @@ def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool 
         ) -> dict[str, str]:
     """Run every stage in order; return stage name -> output URL."""
     root = (output or p.output).rstrip("/")
+    DatasetDir(root).write_json("pipeline.json", {  # the stage order, for `corpus report`
+        "config": p.path, "stages": [{"name": s.name, "kind": s.kind, "input": s.input}
+                                     for s in p.stages]})
     done: dict[str, str] = {}
     for spec in p.stages:
         input_url = done.get(spec.input, spec.input) if spec.input else None

@@ -234,3 +234,23 @@ def test_refuses_foreign_or_stale_output(engine, site_tables, tmp_path):
         engine.run(ExtractJob(other, out))
     m = engine.run(ExtractJob(other, out), overwrite=True)
     assert m["config"]["params"]["min_size"] == 5000
+
+
+def test_json_log_format_for_batch_jobs(python_docs, tmp_path):
+    """--log-format json: every stderr line is a JSON object; progress carries documents/s and
+    the ETA, and the stage's result equals its manifest."""
+    out = tmp_path / "filtered"
+    r = run_cli("filter", str(python_docs), str(out), "--pipeline", "pipelines/codeparrot.toml",
+                "--workers", "1", "--log-format", "json")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "cluster" and events[0]["scheduler"] == "local"
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"]
+    assert progress[-1]["docs_per_s"] > 0 and progress[-1]["eta_s"] is not None
+    done = next(e for e in events if e["event"] == "stage-done")
+    m = json.loads((out / "manifest.json").read_text())
+    assert (done["rows_in"], done["rows"], done["removed"]) == (m["rows_in"], m["rows"],
+                                                                m["removed"])
+    assert "━" not in r.stderr  # no bars

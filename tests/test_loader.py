@@ -41,7 +41,7 @@ def test_two_ranks_two_workers_cover_the_epoch_once(token_shards):
     want = _all_rows(token_shards)
     seen: list[bytes] = []
     for rank in (0, 1):
-        ds = TokenShards(str(token_shards), batch_size=5, seed=7, rank=rank, world_size=2,
+        ds = TokenShards(str(token_shards), batch_size=29, seed=7, rank=rank, world_size=2,
                          infinite=False)
         batches = list(ds.loader(num_workers=2))
         assert all(b.dtype == torch.int64 and b.shape[1] == 65 for b in batches)
@@ -71,9 +71,9 @@ def test_order_depends_on_the_seed_only(token_shards):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_after_k_batches_gives_the_rest(token_shards, workers):
     def make() -> TokenShards:
-        return TokenShards(str(token_shards), batch_size=3, seed=11, rank=1, world_size=2)
+        return TokenShards(str(token_shards), batch_size=24, seed=11, rank=1, world_size=2)
 
-    epoch_batches = -(-make().sequences // 6)
+    epoch_batches = -(-make().sequences // 48)
     total = epoch_batches + 4  # past the end of the first epoch into the second
     straight = _rows(islice(make().loader(num_workers=workers), total))
     for k in (1, 7, epoch_batches - 1):
