@@ -6,12 +6,14 @@ headline rows to FILE; this script only gathers them. A script that fails become
 so, and the exit status is non-zero. Ratio = ours / baseline in every row.
 
     .venv/bin/python bench/run_all.py [--only filters,exact | --skip minhash] [--quiet]
-                                      [--markdown FILE] [--args 'minhash=--methods corpus']
+                                      [--markdown FILE] [--json FILE] [--timeout SECONDS]
+                                      [--args 'minhash=--methods corpus']
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shlex
@@ -26,6 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 #: in the order of docs/benchmarks.md
 BENCHES = ["extract", "filters", "exact", "minhash", "scrub", "tokenizer", "loader"]
+SCORES = {"recall", "precision", "F1"}
 COLUMNS = ["bench", "figure", "ours", "baseline", "baseline name", "ratio", "target"]
 
 
@@ -40,20 +43,27 @@ def names(value: str) -> list[str]:
 
 
 def number(x: float | None, unit: str = "") -> str:
-    """Enough digits to read, not more than the noise of a shared machine."""
+    """Enough digits to read, not more than the noise of a shared machine; scores (recall,
+    F1) with four decimals, where their differences are."""
     if x is None:
         return "—"
     ax = abs(x)
-    text = (f"{x:,.0f}" if ax >= 100 else f"{x:.1f}" if ax >= 10 else f"{x:.2f}" if ax >= 1
-            else f"{x:.4f}")
+    text = (f"{x / 1e6:,.1f} M" if ax >= 1e6 else f"{x:,.0f}" if ax >= 100
+            else f"{x:.1f}" if ax >= 10 else f"{x:.4f}" if unit in SCORES else f"{x:.3g}")
     return f"{text} {unit}".strip()
 
 
+def times(x: float | None) -> str:
+    """A ratio: two decimals below 10, and no more digits than the figures it divides."""
+    if x is None:
+        return "—"
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.1f}x" if x >= 10 else f"{x:.2f}x"
+
+
 def cells(row: dict[str, Any]) -> list[str]:
-    ratio = row.get("ratio")
     return [row["bench"], row["figure"], number(row.get("ours"), row.get("unit", "")),
             number(row.get("baseline"), row.get("unit", "")), row.get("baseline_name") or "—",
-            "—" if ratio is None else f"{number(ratio)}x", row.get("target") or "—"]
+            times(row.get("ratio")), row.get("target") or "—"]
 
 
 def run(name: str, extra: list[str], quiet: bool, timeout: float | None) -> dict[str, Any]:
@@ -73,10 +83,9 @@ def run(name: str, extra: list[str], quiet: bool, timeout: float | None) -> dict
             why = f"FAILED (exit code {code})" if code else ""
         except subprocess.TimeoutExpired:
             code, why = -1, f"FAILED (timed out after {timeout:.0f} s)"
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            stop(proc)
         except KeyboardInterrupt:
-            os.killpg(proc.pid, signal.SIGKILL)
+            stop(proc)
             raise
         seconds = time.perf_counter() - t0
         rows: list[dict[str, Any]] = []
@@ -93,7 +102,20 @@ def run(name: str, extra: list[str], quiet: bool, timeout: float | None) -> dict
                 log.seek(0)
                 tail = log.read().splitlines()[-20:]
                 print("\n".join(f"  {name}| {line}" for line in tail), flush=True)
-    return {"name": name, "code": code, "seconds": seconds, "rows": rows}
+    return {"name": name, "code": code, "seconds": round(seconds, 1), "rows": rows}
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """^C to its whole session first, so that its `finally` removes its temporary folders;
+    then, if it is still there after 15 s, SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 def plain(table: list[list[str]]) -> str:
@@ -119,6 +141,8 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true",
                     help="print progress lines only, not each script's own output")
     ap.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    ap.add_argument("--json", metavar="FILE",
+                    help="also write every script's rows, exit code and seconds as JSON")
     ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                     help="extra options for one script, e.g. 'loader=--mb 16' (repeatable)")
     ap.add_argument("--timeout", type=float, help="seconds per script (default: none)")
@@ -126,9 +150,12 @@ def main() -> None:
     extra: dict[str, list[str]] = {}
     for item in args.args:
         name, _, opts = item.partition("=")
-        extra[names(name)[0]] = shlex.split(opts)
+        if name not in BENCHES:
+            ap.error(f"--args {item!r}: NAME is one of {', '.join(BENCHES)}")
+        extra[name] = shlex.split(opts)
     chosen = [b for b in (args.only or BENCHES) if b not in args.skip]
 
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     results = []
     for i, name in enumerate(chosen, 1):
@@ -144,12 +171,17 @@ def main() -> None:
 
     table = [COLUMNS] + [cells(row) for r in results for row in r["rows"]]
     print(f"\n{plain(table)}\n")
-    times = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in results)
-    print(f"run_all: {len(results)} benchmarks in {total / 60:.1f} min ({times}); "
+    took = ", ".join(f"{r['name']} {r['seconds']:.0f} s" for r in results)
+    plural = "s" if len(results) != 1 else ""
+    print(f"run_all: {len(results)} benchmark{plural} in {total / 60:.1f} min ({took}); "
           f"{os.cpu_count()} cores; ratio = ours / baseline")
     if args.markdown:
         Path(args.markdown).write_text(markdown(table))
         print(f"run_all: Markdown table written to {args.markdown}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"started": started, "cores": os.cpu_count(), "seconds": round(total, 1),
+             "benches": results}, indent=1) + "\n")
     failed = [r["name"] for r in results if r["code"]]
     if failed:
         sys.exit(f"run_all: failed: {', '.join(failed)}")

@@ -43,21 +43,24 @@ def real_files(n: int) -> list[tuple[str, str]]:
     from corpus.github.build import GithubTablesJob, GithubTablesOptions
     from corpus.io import DatasetDir
 
-    work = Path(tempfile.mkdtemp(prefix="bench-scrub-"))
-    with Engine(workers=2, progress=False) as e:
-        e.run(GithubTablesJob(GithubTablesOptions(site_packages=True), DatasetDir(str(
-            work / "tables"))))
-        for q in ("github_python.sql", "github_multilang.sql"):
-            e.run(ExtractJob(ExtractOptions(str(ROOT / "queries" / q), str(work / "tables")),
-                             DatasetDir(str(work / q))))
     seen, out = set(), []
-    for q in ("github_python.sql", "github_multilang.sql"):
-        t = pq.read_table(sorted((work / q).glob("part-*.parquet")), columns=["path", "content"])
-        for p, c in zip(t.column("path").to_pylist(), t.column("content").to_pylist(),
-                        strict=True):
-            if c and p not in seen and len(c) < 200_000:
-                seen.add(p)
-                out.append((p, c))
+    with tempfile.TemporaryDirectory(prefix="bench-scrub-") as tmp:  # ~260 MB of tables
+        work = Path(tmp)
+        with Engine(workers=2, progress=False) as e:
+            e.run(GithubTablesJob(GithubTablesOptions(site_packages=True), DatasetDir(str(
+                work / "tables"))))
+            for q in ("github_python.sql", "github_multilang.sql"):
+                e.run(ExtractJob(ExtractOptions(str(ROOT / "queries" / q),
+                                                str(work / "tables")),
+                                 DatasetDir(str(work / q))))
+        for q in ("github_python.sql", "github_multilang.sql"):
+            t = pq.read_table(sorted((work / q).glob("part-*.parquet")),
+                              columns=["path", "content"])
+            for p, c in zip(t.column("path").to_pylist(), t.column("content").to_pylist(),
+                            strict=True):
+                if c and p not in seen and len(c) < 200_000:
+                    seen.add(p)
+                    out.append((p, c))
     random.Random(0).shuffle(out)
     return out[:n]
 

@@ -166,7 +166,9 @@ def _shard(engine: Engine | None, spec: StageSpec, input_url: str | None, out: D
     if fmt == "parquet":
         from corpus.publish.shards import parquet_shards
 
-        return parquet_shards(_needs_input(spec, input_url), out, options, where)
+        return parquet_shards(_needs_input(spec, input_url), out, options, where,
+                              overwrite=kw.get("overwrite", False),
+                              replace_stale=kw.get("replace_stale", False))
     raise ConfigError(f"{where}: shard needs format = \"parquet\" or \"tokens\"")
 
 
@@ -175,7 +177,8 @@ def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
     from corpus.train.launch import TrainStage, run_stage
 
     opts = _options(TrainStage, spec.options, f"stage {spec.name}")
-    return run_stage(opts, _needs_input(spec, input_url).url, out.path)
+    return run_stage(opts, _needs_input(spec, input_url).url, out.path,
+                     overwrite=kw.get("overwrite", False))
 
 
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {

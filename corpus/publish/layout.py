@@ -143,6 +143,21 @@ def batches(d: DatasetDir) -> Iterator[pa.RecordBatch]:
             yield from pq.ParquetFile(f).iter_batches(BATCH_ROWS)
 
 
+def build_is_current(url: str, folder: Path, opts: LayoutOptions) -> bool:
+    """Whether `folder` holds the layout of `url` with these options."""
+    state = folder / STATE
+    return state.exists() and json.loads(state.read_text()).get("identity") == \
+        _identity(url, DatasetDir(url).manifest(), opts)
+
+
+def _identity(url: str, manifest: dict[str, Any] | None, opts: LayoutOptions) -> str:
+    return mf.digest({"input": mf.dataset_hash(manifest) if manifest else url,
+                          "split_valid": opts.split_valid, "shard_bytes": opts.shard_bytes,
+                          "split_by": opts.split_by,
+                          "valid_from": sorted(valid_repos(opts.valid_from))
+                          if opts.valid_from else None})
+
+
 def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
     """Write the Hub layout of dataset `url` into the local `folder` (reused when a previous
     run wrote the same input with the same options)."""
@@ -151,11 +166,7 @@ def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
     manifest = d.manifest()
     if manifest is None and d.is_empty():
         raise InputError(f"no such dataset directory: {url}")
-    identity = mf.digest({"input": mf.dataset_hash(manifest) if manifest else url,
-                          "split_valid": opts.split_valid, "shard_bytes": opts.shard_bytes,
-                          "split_by": opts.split_by,
-                          "valid_from": sorted(valid_repos(opts.valid_from))
-                          if opts.valid_from else None})
+    identity = _identity(url, manifest, opts)
     root = Path(folder)
     state = root / STATE
     if state.exists():

@@ -134,8 +134,26 @@ class TrainStage:
     nproc_per_node: int = 1
 
 
-def run_stage(opts: TrainStage, data: str, out: str) -> dict[str, Any]:
-    """Train in a child process (its own threads and distributed state) and summarize the log."""
+STAGE_RECORD = "stage.json"
+
+
+def run_stage(opts: TrainStage, data: str, out: str, overwrite: bool = False) -> dict[str, Any]:
+    """Train in a child process (its own threads and distributed state) and summarize the log.
+    Like every pipeline stage: a run made from other token shards or other options (or any,
+    with overwrite) is replaced, not resumed."""
+    import shutil
+
+    from corpus import manifest as mf
+    from corpus.io import DatasetDir
+
+    shards = DatasetDir(data).manifest() or {}
+    identity = mf.digest({"data": shards.get("fingerprint"), "options": asdict(opts)})
+    record = Path(out) / STAGE_RECORD
+    if Path(out).exists() and (overwrite or not record.exists()
+                               or json.loads(record.read_text()).get("identity") != identity):
+        shutil.rmtree(out)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"identity": identity, "data": data, **asdict(opts)}) + "\n")
     kw = {"data": data, "model": opts.model, "deepspeed": opts.deepspeed, "out": out,
           "max_steps": opts.max_steps, "steps": opts.steps, "micro_batch": opts.micro_batch,
           "grad_accum": opts.grad_accum}
