@@ -199,14 +199,19 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
 STAGE_REFERENCES = ("tokenizer",)
 
 
-def load(path: str) -> Pipeline:
+def read_toml(path: str, what: str) -> dict[str, Any]:
+    """A TOML file, or one clear error naming it."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as e:
-        raise InputError(f"cannot read pipeline config {path}: {e.strerror or e}") from e
+        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from e
+
+
+def load(path: str) -> Pipeline:
+    data = read_toml(path, "pipeline config")
     head = data.get("pipeline", {})
     if "output" not in head:
         raise ConfigError(f"{path}: [pipeline] needs `output`, the folder for all stages")

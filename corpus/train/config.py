@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from typing import Any
 
-from corpus.errors import ConfigError, InputError
+from corpus.errors import ConfigError
 
 
 @dataclass
@@ -35,30 +32,14 @@ class TrainConfig:
     seed: int = 1
 
 
-def _build(cls: type, table: dict[str, Any], where: str) -> Any:
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option {', '.join(unknown)} "
-                          f"(allowed: {', '.join(sorted(allowed))})")
-    try:
-        return cls(**table)
-    except TypeError as e:
-        raise ConfigError(f"{where}: {e}") from e
-
-
 def load(path: str) -> tuple[ModelConfig, TrainConfig]:
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise InputError(f"cannot read model config {path}: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
+    from corpus.pipeline import _options, read_toml
+
+    data = read_toml(path, "model config")
     if "model" not in data:
         raise ConfigError(f"{path}: needs a [model] table (n_layer, n_embd, n_head, …)")
-    model = _build(ModelConfig, data["model"], f"{path} [model]")
-    train = _build(TrainConfig, data.get("train", {}), f"{path} [train]")
+    model = _options(ModelConfig, data["model"], f"{path} [model]")
+    train = _options(TrainConfig, data.get("train", {}), f"{path} [train]")
     if model.n_embd % model.n_head:
         raise ConfigError(f"{path}: n_embd {model.n_embd} is not a multiple of n_head "
                           f"{model.n_head}")
