@@ -82,13 +82,14 @@ def _clone(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_newcomer_path(tmp_path):
     """From a clean clone: `make demo`, then `corpus report` on its output, then every shell
-    snippet of the README and docs/ that can run here. The clone uses this test environment
-    (VENV=): installing from the registries is what `make test` itself has just done, and `-o`
-    keeps make from reinstalling because the clone's pyproject.toml is newer than the venv."""
+    snippet of the README and docs/ that can run here. The clone's .venv is this test
+    environment (a link): installing from the registries is what `make test` itself has just
+    done, and `-o` keeps make from reinstalling because the clone's pyproject.toml is newer."""
     clone = _clone(tmp_path)
     venv = Path(sys.prefix)
-    env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    res = subprocess.run(["make", "demo", f"VENV={venv}", "-o", f"{venv}/.installed"],
+    (clone / ".venv").symlink_to(venv, target_is_directory=True)
+    env = {**os.environ, "PATH": f"{clone / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run(["make", "demo", "-o", ".venv/.installed"],
                          cwd=clone, env=env, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (clone / "out" / "demo" / "report.html").exists()
