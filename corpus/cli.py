@@ -361,18 +361,6 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
         out.print(f"report: {write(root)}")
 
 
-@cli.command()
-@click.argument("run_dir", metavar="RUN_DIR")
-@click.option("--out", "out_file", default=None, metavar="FILE",
-              help="Where to write the page (default: RUN_DIR/report.html).")
-def report(run_dir: str, out_file: str | None) -> None:
-    """One self-contained HTML page about a pipeline run: documents and bytes per stage and
-    reason, filter metrics with their thresholds, languages, licenses, near-duplicate
-    clusters, secrets found, samples of removed files, training loss."""
-    from corpus.report.render import write
-
-    out.print(f"report: {write(run_dir, out_file)}")
-
 
 def _print_stats(url: str) -> None:
     from corpus import stats as st

@@ -1,5 +1,6 @@
-"""The training handoff's commands: `corpus tokenizer train`, `corpus shard`, `corpus train`.
-Thin, like cli.py: the work is in corpus/tokens and corpus/train."""
+"""The end of the flow: `corpus tokenizer train`, `corpus shard`, `corpus train`, and
+`corpus report` over a whole run. Thin, like cli.py: the work is in corpus/tokens,
+corpus/train and corpus/report."""
 
 from __future__ import annotations
 
@@ -103,3 +104,16 @@ def train(nproc_per_node: int, **kw: Any) -> None:
     launch.run(launch.args_from(kw), nproc_per_node)
     if int(os.environ.get("RANK", 0)) == 0:
         out.print(launch.describe(launch.summarize(Path(kw["out"]))), highlight=False)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR")
+@click.option("--out", "out_file", default=None, metavar="FILE",
+              help="Where to write the page (default: RUN_DIR/report.html).")
+def report(run_dir: str, out_file: str | None) -> None:
+    """One self-contained HTML page about a pipeline run: documents and bytes per stage and
+    reason, filter metrics with their thresholds, languages, licenses, near-duplicate
+    clusters, secrets found, samples of removed files, training loss."""
+    from corpus.report.render import write
+
+    out.print(f"report: {write(run_dir, out_file)}")
