@@ -16,8 +16,9 @@ A runnable snippet is written to run
 - in a fresh `bash -euo pipefail -c TEXT`, within 120 s, with no network;
 - writing only under `out/` (its own outputs under `out/docs/`), and twice in a row: a command
   that refuses an existing output gets `--overwrite`.
-Snippets run in order (README.md, then docs/*.md by name, each file top to bottom), so a snippet
-may read what an earlier snippet of the same file wrote.
+The snippets of one file run in order, top to bottom, so a snippet may read what an earlier
+snippet of the same file wrote; two files run side by side, so a page writes its own outputs
+(`out/docs/<page>/`, README.md's directly under `out/docs/`) and never reads another page's.
 
 `test_every_snippet_runs_or_says_why_not` checks the markers and runs nothing. `run_snippets`
 runs the runnable snippets; the newcomer-path test calls it after `make demo`. To run them by
@@ -33,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHELLS = frozenset({"sh", "bash", "console"})
 #: Seconds one snippet may take.
 TIMEOUT_S = 120.0
+#: Doc files whose snippets run side by side (2 cores: the snippets are mostly process starts).
+PARALLEL = 2
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\s`]*)")
 _MARKER = re.compile(r"^\s*<!--\s*not[ -]run\b\s*:?(?P<reason>.*?)-->\s*$", re.IGNORECASE)
@@ -136,11 +140,25 @@ def run_snippet(s: Snippet, root: Path, env: dict[str, str],
     return subprocess.CompletedProcess(args, returncode, stdout, stderr)
 
 
-def run_snippets(root: Path, env: dict[str, str],
+def run_snippets(root: Path, env: dict[str, str], parallel: int = PARALLEL,
                  ) -> list[tuple[Snippet, subprocess.CompletedProcess[str]]]:
-    """Run every runnable snippet of root's README.md and docs/*.md, in order; env is the
-    whole environment (the caller puts `.venv/bin` first on PATH)."""
-    return [(s, run_snippet(s, root, env)) for s in snippets(root) if s.not_run is None]
+    """Run every runnable snippet of root's README.md and docs/*.md; env is the whole
+    environment (the caller puts `.venv/bin` first on PATH). The snippets of one file run in
+    order; `parallel` files run side by side, the longest first (their outputs are disjoint:
+    out/docs/<page>/). Results come back in document order."""
+    by_file: dict[Path, list[Snippet]] = {}
+    for s in snippets(root):
+        if s.not_run is None:
+            by_file.setdefault(s.file, []).append(s)
+
+    def run_file(group: list[Snippet]) -> list[tuple[Snippet, subprocess.CompletedProcess[str]]]:
+        return [(s, run_snippet(s, root, env)) for s in group]
+
+    groups = sorted(by_file.values(), key=lambda g: -sum(len(s.text) for s in g))
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        done = [r for rs in pool.map(run_file, groups) for r in rs]
+    order = {s: i for i, s in enumerate(s for g in by_file.values() for s in g)}
+    return sorted(done, key=lambda r: order[r[0]])
 
 
 def main() -> int:

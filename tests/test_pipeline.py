@@ -80,6 +80,7 @@ def _clone(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # make demo (~3 min) + the docs' snippets (~3 min) on 2 cores
 def test_newcomer_path(tmp_path):
     """From a clean clone: `make demo`, then `corpus report` on its output, then every shell
     snippet of the README and docs/ that can run here. The clone's .venv is this test

@@ -14,6 +14,8 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
+from corpus.scrub.prefilter import finditer_lines
+
 Span = tuple[str, int, int]
 
 EMAIL = re.compile(
@@ -35,6 +37,10 @@ CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
 #: `-----BEGIN … PRIVATE KEY-----` and `-----END …` with code between) is not a key.
 PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----"
                          r"[A-Za-z0-9+/=\s:,.\\-]{16,}?-----END \1PRIVATE KEY\2-----")
+#: what every match of EMAIL, CONN, IPV4 and IPV6 contains, on the same line: those patterns
+#: are searched on the lines with an anchor only (prefilter.finditer_lines)
+AT, SCHEME, DIGIT_DOT_DIGIT = re.compile("@"), re.compile("://"), re.compile(r"\d\.\d")
+HEX_COLON = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f:]")
 PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
                                 r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
                                 r"|username|your[_-]?\w*)$", re.I)
@@ -47,7 +53,7 @@ def placeholder_password(user: str, password: str) -> bool:
 
 
 def emails(text: str) -> Iterator[Span]:
-    for m in EMAIL.finditer(text):
+    for m in finditer_lines(EMAIL, AT, text):
         domain = m.group(0).rsplit("@", 1)[1]
         if not EXAMPLE_DOMAINS.search(domain):
             yield ("EMAIL", m.start(), m.end())
@@ -63,12 +69,12 @@ def _public(addr: str) -> bool:
 
 def ips(text: str, private: bool = False) -> Iterator[Span]:
     """Public IPv4/IPv6 addresses (all valid ones with private=True), not versions."""
-    for m in IPV4.finditer(text):
+    for m in finditer_lines(IPV4, DIGIT_DOT_DIGIT, text):
         if VERSION_BEFORE.search(text[max(0, m.start() - 24):m.start()]):
             continue
         if private or _public(m.group(0)):
             yield ("IP_ADDRESS", m.start(), m.end())
-    for m in IPV6.finditer(text):
+    for m in finditer_lines(IPV6, HEX_COLON, text):
         value = m.group(0)
         if value.count(":") < 2 or (not any(c.isalpha() for c in value) and "::" not in value):
             continue  # times (12:30:45) and ratios are not addresses
@@ -81,12 +87,14 @@ def ips(text: str, private: bool = False) -> Iterator[Span]:
 
 
 def connection_passwords(text: str) -> Iterator[Span]:
-    for m in CONN.finditer(text):
+    for m in finditer_lines(CONN, SCHEME, text):
         user = m.group(0).split("://", 1)[1].split(":", 1)[0]
         if not placeholder_password(user, m.group(1)):
             yield ("PASSWORD", m.start(1), m.end(1))
 
 
 def private_keys(text: str) -> Iterator[Span]:
+    if "-----BEGIN " not in text:
+        return
     for m in PRIVATE_KEY.finditer(text):
         yield ("PRIVATE_KEY", m.start(), m.end())

@@ -26,9 +26,10 @@ class ScrubOptions:
 
 
 def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:
+    lines = sec.keyword_lines(text)  # found once, read by three detectors
     spans: list[Span] = [*pii.private_keys(text), *pii.connection_passwords(text),
-                         *sec.regex_secrets(text), *sec.config_secrets(text),
-                         *sec.keyword_secrets(text, filename, opts.high_entropy)]
+                         *sec.regex_secrets(text, lines), *sec.config_secrets(text, lines),
+                         *sec.keyword_secrets(text, filename, opts.high_entropy, lines)]
     if opts.emails:
         spans += pii.emails(text)
     if opts.ips:
