@@ -144,7 +144,7 @@ def run_snippets(root: Path, env: dict[str, str], parallel: int = PARALLEL,
                  ) -> list[tuple[Snippet, subprocess.CompletedProcess[str]]]:
     """Run every runnable snippet of root's README.md and docs/*.md; env is the whole
     environment (the caller puts `.venv/bin` first on PATH). The snippets of one file run in
-    order; `parallel` files run side by side, the longest first (their outputs are disjoint:
+    order; `parallel` files run side by side, the longest text first (their outputs are disjoint:
     out/docs/<page>/). Results come back in document order."""
     by_file: dict[Path, list[Snippet]] = {}
     for s in snippets(root):

@@ -38,6 +38,7 @@ from corpus.dedup.components import components
 from corpus.dedup.exact import RANKABLE, _rank_columns
 from corpus.dedup.sets import SetBlock
 from corpus.dedup.shingles import shingles
+from corpus.dedup.verify import EDGES, GROUPED, accepted_edges
 from corpus.errors import ConfigError
 from corpus.filters import text as tx
 from corpus.filters.stage import slices
@@ -285,9 +286,8 @@ class MinHashDedupJob(MapJob):
                 yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
 
     def _verify(self, rel: str) -> dict[str, Any]:
-        """Exact Jaccard of each candidate pair, keeping those at or above the threshold.
-        Pairs are grouped by the groups of their two documents (u before v in keeper order,
-        so group(u) <= group(v)); two groups' sets are in memory at a time."""
+        """Exact Jaccard of each candidate pair, keeping those at or above the threshold
+        (corpus.dedup.verify), with each group's sets read from its folder."""
         o, out = self.opts, self.output
         n_groups = self.results["candidates"]["verify_groups"]
         counts = {"verified_pairs": 0, "accepted_pairs": 0}
@@ -304,27 +304,11 @@ class MinHashDedupJob(MapJob):
             release_free_memory()  # the Parquet tables it was read from
             return block
 
-        def accepted():
-            for gu in range(n_groups):
-                e = out.read_parquet(work("grouped"), filters=[("gu", "=", gu)])
-                if not e.num_rows:
-                    continue
-                c = {name: e.column(name).to_numpy() for name in GROUPED.names}
-                a = load(gu)
-                keep = np.zeros(e.num_rows, dtype=bool)
-                starts = np.flatnonzero(np.r_[True, c["gv"][1:] != c["gv"][:-1]])
-                for s, t in zip(starts, np.r_[starts[1:], e.num_rows], strict=True):
-                    b = a if c["gv"][s] == gu else load(int(c["gv"][s]))
-                    j = kernels.jaccards(a.values, a.offsets, a.index(c["pu"][s:t], c["qu"][s:t]),
-                                         b.values, b.offsets, b.index(c["pv"][s:t], c["qv"][s:t]))
-                    keep[s:t] = j >= o.threshold
-                    del b
-                counts["verified_pairs"] += e.num_rows
-                counts["accepted_pairs"] += int(keep.sum())
-                yield pa.RecordBatch.from_arrays([pa.array(c[name][keep])
-                                                  for name in EDGES.names], schema=EDGES)
+        def edges_of(gu: int) -> pa.Table:
+            return out.read_parquet(work("grouped"), filters=[("gu", "=", gu)])
 
-        out.write_parquet(rel, accepted(), EDGES, row_group_bytes=4 << 20)
+        out.write_parquet(rel, accepted_edges(n_groups, edges_of, load, o.threshold, counts),
+                          EDGES, row_group_bytes=4 << 20)
         return counts
 
     def _decide(self, labels: np.ndarray, order: pa.Table) -> dict[str, Any]:
@@ -394,11 +378,6 @@ class MinHashDedupJob(MapJob):
         gone = removed_rows(table.take(pa.array(pos[removed])), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(pa.array(~drop)), kept.schema,
                                gone, rows_in=table.num_rows)
-
-
-EDGES = pa.schema([("u", pa.int64()), ("v", pa.int64()), ("pu", pa.int32()),
-                   ("qu", pa.int32()), ("pv", pa.int32()), ("qv", pa.int32())])
-GROUPED = EDGES.append(pa.field("gu", pa.int32())).append(pa.field("gv", pa.int32()))
 
 
 def _exact_opts(o: MinHashOptions) -> Any:
