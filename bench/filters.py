@@ -41,7 +41,8 @@ def main() -> None:
         _, table = documents(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    spec = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / "codeparrot.toml")),
+    spec = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / "codeparrot.toml"),
+                                           files=False),
                              "filter").options
     rules, seed = rl.parse(spec["rules"], "bench"), spec["seed"]
     contents = table.column("content").to_pylist()

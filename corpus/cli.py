@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from corpus import __version__
-from corpus.errors import CorpusError
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -168,7 +167,8 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
     from corpus import pipeline
     from corpus.io import DatasetDir
 
-    spec = pipeline.stage_of(pipeline.load(config), "filter", stage_name)
+    # only the filter stage is used: the files the other stages read are not looked at
+    spec = pipeline.stage_of(pipeline.load(config, files=False), "filter", stage_name)
     pipeline.KINDS["filter"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -220,12 +220,11 @@ def scrub(input_dir: str, out_dir: str, no_emails: bool, no_ips: bool, private_i
     """Replace secrets and PII with typed placeholders (<AWS_ACCESS_KEY>, <EMAIL>, …) and
     count them per kind in a `secrets` column; found values are never written anywhere."""
     from corpus.io import DatasetDir
-    from corpus.scrub.redact import ScrubOptions
+    from corpus.scrub.redact import ScrubOptions, kinds_of
     from corpus.scrub.stage import ScrubJob
 
     opts = ScrubOptions(emails=not no_emails, ips=not no_ips, private_ips=private_ips,
-                        high_entropy=high_entropy,
-                        drop_files_with=[k.strip().upper() for k in drop.split(",") if k.strip()])
+                        high_entropy=high_entropy, drop_files_with=kinds_of(drop))
     engine.run(ScrubJob(DatasetDir(input_dir), DatasetDir(out_dir), opts), overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -344,22 +343,24 @@ def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
                          stage_name=spec.name, kind=spec.kind, output=url)
         results[url] = manifest
 
-    outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
-    out.rule("results")
-    for url in outputs.values():
-        line = pipeline.describe(results[url])
-        if line is None:  # a dataset directory: its stats
-            _print_stats(url)
-        else:
-            out.print(f"{url}\n  {line}", highlight=False)
-        out.print()
+    from corpus.lock import writer_lock
+
     root = (output or p.output).rstrip("/")
-    out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
-    if "://" not in root:
-        from corpus.report.render import write
+    with writer_lock(root):  # one run per root, taken before anything under it is written
+        outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
+        out.rule("results")
+        for url in outputs.values():
+            line = pipeline.describe(results[url])
+            if line is None:  # a dataset directory: its stats
+                _print_stats(url)
+            else:
+                out.print(f"{url}\n  {line}", highlight=False)
+            out.print()
+        out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
+        if "://" not in root:
+            from corpus.report.render import write
 
-        out.print(f"report: {write(root)}")
-
+            out.print(f"report: {write(root)}")
 
 
 def _print_stats(url: str) -> None:
@@ -369,21 +370,29 @@ def _print_stats(url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Every way a command can end but success is one `error:` line and a non-zero status
+    (130 for Ctrl-C, 143 for SIGTERM); tracebacks go to a log file the line names."""
     import logging
+
+    from corpus.failure import Terminated, one_line, raise_on_signals
 
     # gcsfs logs a traceback per failed retry; the command reports the failure in one line
     logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
+    raise_on_signals()
     try:
         cli.main(args=argv, prog_name="corpus", standalone_mode=False)
-    except CorpusError as e:
-        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        console.print("[red]interrupted")
-        sys.exit(130)
+    except click.Abort:
+        _fail(*one_line(KeyboardInterrupt()))
+    except (Exception, KeyboardInterrupt, Terminated) as e:
+        _fail(*one_line(e))
+
+
+def _fail(message: str, status: int) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(status)
 
 
 from corpus import cli_cloud, cli_train  # noqa: E402  (register their commands on the group)

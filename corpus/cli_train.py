@@ -77,7 +77,7 @@ def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None,
             raise click.UsageError("--format tokens needs --tokenizer DIR")
         options |= {"tokenizer": tokenizer_dir, "seq_len": seq_len, "seed": seed}
     spec = pipeline.StageSpec("shard", "shard", input_dir, options)
-    manifest = pipeline.KINDS["shard"](None if fmt == "parquet" else engine, spec, input_dir,
+    manifest = pipeline.KINDS["shard"](engine, spec, input_dir,
                                        DatasetDir(out_dir), overwrite=overwrite)
     if fmt == "tokens":
         from corpus.tokens.shards import describe
@@ -101,7 +101,13 @@ def train(nproc_per_node: int, **kw: Any) -> None:
 
     from corpus.train import launch
 
-    launch.run(launch.args_from(kw), nproc_per_node)
+    if "RANK" in os.environ:  # a rank under a launcher: the launcher's caller owns --out
+        launch.run(launch.args_from(kw), nproc_per_node)
+    else:
+        from corpus.lock import writer_lock
+
+        with writer_lock(kw["out"]):
+            launch.run(launch.args_from(kw), nproc_per_node)
     if int(os.environ.get("RANK", 0)) == 0:
         out.print(launch.describe(launch.summarize(Path(kw["out"]))), highlight=False)
 

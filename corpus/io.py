@@ -4,12 +4,19 @@ Layout of a dataset directory (see docs/datasets.md):
     part-00000.parquet ...        documents, zstd
     removed/part-00000.parquet    one row per dropped document (only where some were dropped)
     _done/part-00000.json         a partition's record, written after its data (resume marker)
-    manifest.json                 the stage's record: config, input hash, counts, timings
+    manifest.json                 the stage's record: config, input hash, counts, timings, and
+                                  every file of the finished output with its size
+    .corpus-lock                  the writer's lock (corpus/lock.py); never part of the data
+
+A directory is complete only when its manifest says so and every file it lists is there with
+its recorded size (`problems`); a writer removes the manifest before anything else.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterable, Iterator
@@ -22,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.errors import InputError
+from corpus.lock import LOCK_FILE
 
 COMPRESSION = "zstd"
 #: Target uncompressed bytes per Parquet row group: big enough to compress well, small enough
@@ -31,6 +39,8 @@ DONE_DIR = "_done"
 REMOVED_DIR = "removed"
 MANIFEST = "manifest.json"
 TMP_MARK = ".tmp-"
+#: Top-level folders of resume markers and multi-step scratch space (not data).
+SCRATCH = (DONE_DIR, "_work", "_chunks")
 
 
 def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -67,7 +77,10 @@ class DatasetDir:
         return self.fs.exists(self.join(rel) if rel else self.path)
 
     def is_empty(self) -> bool:
-        return not self.exists() or not self.fs.ls(self.path)
+        """Nothing in it but (maybe) a writer's lock."""
+        return not self.exists() or not [
+            p for p in self.fs.ls(self.path, detail=False)
+            if posixpath.basename(p.rstrip("/")) != LOCK_FILE]
 
     # --- JSON -----------------------------------------------------------------------------
     def read_json(self, rel: str) -> dict[str, Any] | None:
@@ -86,6 +99,38 @@ class DatasetDir:
 
     def manifest(self) -> dict[str, Any] | None:
         return self.read_json(MANIFEST)
+
+    def complete_manifest(self) -> dict[str, Any] | None:
+        """The manifest, when it says complete and every file it lists is intact."""
+        m = self.manifest()
+        return m if m is not None and m.get("complete") and not self.problems(m) else None
+
+    def files(self) -> dict[str, int]:
+        """Every data file under the directory (relative path -> size): not the manifest, the
+        lock, resume markers, scratch space or temporary files. One listing."""
+        out: dict[str, int] = {}
+        if not self.fs.exists(self.path):
+            return out
+        for path, info in self.fs.find(self.path, detail=True).items():
+            rel = posixpath.relpath(path, self.path)
+            top = rel.split("/", 1)[0]
+            if rel in (MANIFEST, LOCK_FILE) or top in SCRATCH or TMP_MARK in rel \
+                    or info.get("type") == "directory":
+                continue
+            out[rel] = int(info.get("size") or 0)
+        return dict(sorted(out.items()))
+
+    def problems(self, manifest: dict[str, Any]) -> list[str]:
+        """Files a finished manifest lists that are missing or have another size. Manifests
+        written before file sizes were recorded: their partitions' files must exist."""
+        have = self.files()
+        if "files" in manifest:
+            want = manifest["files"]
+            return sorted(f"{rel} (missing)" if rel not in have else
+                          f"{rel} ({have[rel]} bytes, expected {size})"
+                          for rel, size in want.items() if have.get(rel) != size)
+        return sorted(f"{f} (missing)" for p in manifest.get("partitions", [])
+                      for f in p.get("files", []) if f not in have)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.write_json(MANIFEST, manifest)
@@ -147,6 +192,14 @@ class DatasetDir:
         return bool(protocols & {"gs", "gcs", "s3", "s3a", "az", "abfs", "hf"})
 
     def _atomic(self, rel: str, write) -> None:
+        try:
+            self._atomic_write(rel, write)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT) and not e.filename:
+                raise OSError(e.errno, os.strerror(e.errno), f"{self.url}/{rel}") from e
+            raise
+
+    def _atomic_write(self, rel: str, write) -> None:
         final = self.join(rel)
         if self.object_store:
             f = self.fs.open(final, "wb")
@@ -179,6 +232,11 @@ class DatasetDir:
                 raise InputError(
                     f"{self.url} is incomplete (its stage has not finished); re-run that stage"
                 )
+            if bad := self.problems(manifest):
+                raise InputError(
+                    f"{self.url} is damaged: {len(bad)} of the files its manifest lists are "
+                    f"missing or changed ({', '.join(bad[:3])}{', …' if len(bad) > 3 else ''});"
+                    " re-run its stage")
             return [p["key"] for p in manifest["partitions"]]
         if not self.exists():
             raise InputError(f"no such dataset directory: {self.url}")
@@ -202,9 +260,29 @@ class DatasetDir:
                 records[rec["key"]] = rec
         return records
 
+    def invalidate(self) -> None:
+        """Replace the manifest by a tombstone (`complete: false, cleared: true`): from here on
+        the directory is not complete, whatever happens to the rest of it, and a later writer
+        knows it may empty it (first step of every replace)."""
+        try:
+            old = self.manifest()
+        except InputError:  # unreadable: replaced all the same
+            old = None
+        if old is not None or not self.is_empty():
+            self.write_manifest({"format": "corpus-dataset/1", "complete": False,
+                                 "cleared": True, "stage": (old or {}).get("stage")})
+
     def clear(self) -> None:
-        if self.fs.exists(self.path):
-            self.fs.rm(self.path, recursive=True)
+        """Empty the directory: the manifest first (a kill halfway leaves an incomplete
+        directory, never a "complete" one with holes), then everything but the lock."""
+        if not self.fs.exists(self.path):
+            return
+        self.invalidate()
+        keep = (LOCK_FILE, MANIFEST)
+        for p in self.fs.ls(self.path, detail=False):
+            if posixpath.basename(p.rstrip("/")) not in keep:
+                self.fs.rm(p, recursive=True)
+        self.fs.rm(self.join(MANIFEST))
 
     def remove_temp_files(self) -> int:
         """Delete leftovers of writes that died before their rename."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterable
@@ -88,3 +89,18 @@ def totals(records: list[dict[str, Any]]) -> dict[str, Any]:
         "languages": merge_counts(records, "languages"),
         "licenses": merge_counts(records, "licenses"),
     }
+
+
+def relative_url(target: str | None, base: str) -> str | None:
+    """`target` as the manifest of directory `base` records it: relative to `base` when both
+    are local paths (so a moved run root keeps working), else the URL as given."""
+    if target is None or "://" in target or "://" in base:
+        return target
+    return os.path.relpath(os.path.abspath(target), os.path.abspath(base))
+
+
+def resolve_url(recorded: str | None, base: str) -> str | None:
+    """The inverse of relative_url: what a manifest of `base` names, as a usable path/URL."""
+    if recorded is None or "://" in recorded or os.path.isabs(recorded) or "://" in base:
+        return recorded
+    return os.path.normpath(os.path.join(base, recorded))

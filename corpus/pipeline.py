@@ -14,6 +14,9 @@
     input = "tables"                 # an earlier stage's name, or a path / URL
     query = "queries/github_python.sql"
 
+`load` (corpus/pipeline_config.py) checks the whole config before anything runs and gives each
+stage its validated options object, which `run` passes to the stage as is.
+
 A stage whose output is complete and was made from the same config and input is skipped; one
 whose config or input changed is recomputed; a half-done one resumes.
 """
@@ -22,65 +25,37 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from corpus import stage_options
+from corpus.config_check import read_toml, validate
 from corpus.engine import Engine
-from corpus.errors import ConfigError, InputError
+from corpus.errors import ConfigError
 from corpus.io import DatasetDir
-from corpus.units import parse_size
+from corpus.pipeline_config import (
+    STAGE_REFERENCES,
+    Pipeline,
+    StageSpec,
+    load,
+    where_of,
+)
+
+__all__ = ["KINDS", "STAGE_REFERENCES", "Pipeline", "StageSpec", "describe", "load",
+           "read_toml", "run", "stage_of"]
 
 
-@dataclass
-class StageSpec:
-    name: str
-    kind: str
-    input: str | None
-    options: dict[str, Any]
+def options_of(spec: StageSpec) -> Any:
+    """The stage's validated options (checked now if load() did not)."""
+    if spec.opts is None:
+        spec.opts = stage_options.parse(spec.kind, spec.options, where_of(spec), spec.input)
+    return spec.opts
 
 
-@dataclass
-class Pipeline:
-    path: str
-    output: str
-    stages: list[StageSpec] = field(default_factory=list)
-
-
-def _options(cls: type, spec: dict[str, Any], where: str, sizes: tuple[str, ...] = ()) -> Any:
-    """Build an options dataclass from a TOML table, refusing unknown keys by name."""
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option {', '.join(unknown)} "
-                          f"(allowed: {', '.join(sorted(allowed))})")
-    values = {k: parse_size(v) if k in sizes else v for k, v in spec.items()}
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise ConfigError(f"{where}: {e}") from e
-
-
-def _github_tables(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-                   **kw: Any) -> dict[str, Any]:
-    from corpus.github.build import GithubTablesJob, GithubTablesOptions
-
-    opts = _options(GithubTablesOptions, spec.options, f"stage {spec.name}", ("chunk_bytes",))
-    return engine.run(GithubTablesJob(opts, out), **kw)
-
-
-def _extract(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-             **kw: Any) -> dict[str, Any]:
-    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
-
-    options = dict(spec.options)
-    engine_name = options.pop("engine", "duckdb")
-    if engine_name != "duckdb":
-        raise ConfigError(f"stage {spec.name}: unknown engine {engine_name!r} (known: duckdb)")
-    options["tables"] = _needs_input(spec, input_url).url
-    opts = _options(ExtractOptions, options, f"stage {spec.name}", ("partition_bytes",))
-    return engine.run(ExtractJob(opts, out), **kw)
+def _options(cls: type, table: dict[str, Any], where: str, sizes: tuple[str, ...] = ()) -> Any:
+    """An options dataclass from a TOML table (for callers outside; sizes: read as sizes
+    anyway, by their annotation)."""
+    return validate(cls, table, where)
 
 
 def _needs_input(spec: StageSpec, input_url: str | None) -> DatasetDir:
@@ -90,61 +65,66 @@ def _needs_input(spec: StageSpec, input_url: str | None) -> DatasetDir:
     return DatasetDir(input_url)
 
 
+def _github_tables(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+                   **kw: Any) -> dict[str, Any]:
+    from corpus.github.build import GithubTablesJob
+
+    return engine.run(GithubTablesJob(options_of(spec), out), **kw)
+
+
+def _extract(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+             **kw: Any) -> dict[str, Any]:
+    from corpus.extract.duckdb_job import ExtractJob
+
+    opts = dataclasses.replace(options_of(spec), tables=_needs_input(spec, input_url).url)
+    return engine.run(ExtractJob(opts, out), **kw)
+
+
 def _filter(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
             **kw: Any) -> dict[str, Any]:
-    from corpus.filters.stage import FilterJob, FilterOptions
+    from corpus.filters.stage import FilterJob
 
-    opts = _options(FilterOptions, spec.options, f"stage {spec.name}")
-    return engine.run(FilterJob(opts, _needs_input(spec, input_url), out), **kw)
+    return engine.run(FilterJob(options_of(spec), _needs_input(spec, input_url), out), **kw)
 
 
 def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
-    from corpus.dedup.exact import ExactDedupJob, ExactOptions
+    from corpus.dedup.exact import ExactDedupJob
     from corpus.dedup.near import MinHashDedupJob, MinHashOptions
 
-    options = dict(spec.options)
-    method = options.pop("method", "exact")
-    jobs = {"exact": (ExactDedupJob, ExactOptions), "minhash": (MinHashDedupJob, MinHashOptions)}
-    if method not in jobs:
-        raise ConfigError(f"stage {spec.name}: unknown dedup method {method!r} "
-                          f"(known: {', '.join(jobs)})")
-    job, options_cls = jobs[method]
-    opts = _options(options_cls, options, f"stage {spec.name}",
-                    ("verify_memory",) if method == "minhash" else ())
+    opts = options_of(spec)
+    job = MinHashDedupJob if isinstance(opts, MinHashOptions) else ExactDedupJob
     return engine.run(job(opts, _needs_input(spec, input_url), out), **kw)
 
 
-#: Stage kinds a config can name. A new stage kind adds one entry here.
 def _licenses(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
               **kw: Any) -> dict[str, Any]:
-    from corpus.licenses.stage import pipeline_stage
+    from corpus.licenses.stage import LicenseFilterJob
 
-    return pipeline_stage(engine, spec, input_url, out, **kw)
+    job = LicenseFilterJob(options_of(spec), _needs_input(spec, input_url), out)
+    return engine.run(job, **kw)
 
 
 def _scrub(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
-    from corpus.scrub.redact import ScrubOptions
     from corpus.scrub.stage import ScrubJob
 
-    opts = _options(ScrubOptions, spec.options, f"stage {spec.name}")
-    return engine.run(ScrubJob(_needs_input(spec, input_url), out, opts), **kw)
+    return engine.run(ScrubJob(_needs_input(spec, input_url), out, options_of(spec)), **kw)
 
 
 def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
                    **kw: Any) -> dict[str, Any]:
-    from corpus.contamination.stage import DecontaminateJob, DecontamOptions
+    from corpus.contamination.stage import DecontaminateJob
 
-    opts = _options(DecontamOptions, spec.options, f"stage {spec.name}")
-    return engine.run(DecontaminateJob(_needs_input(spec, input_url), out, opts), **kw)
+    job = DecontaminateJob(_needs_input(spec, input_url), out, options_of(spec))
+    return engine.run(job, **kw)
 
 
 def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
                overwrite: bool = False, **kw: Any) -> dict[str, Any]:
     from corpus.tokens import bpe
 
-    opts = _options(bpe.TokenizerOptions, spec.options, f"stage {spec.name}")
+    opts = options_of(spec)
     d = _needs_input(spec, input_url)
     if not overwrite and (done := bpe.reusable(out.path, d.content_hash(d.partition_keys()),
                                                opts)):
@@ -152,35 +132,30 @@ def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: Data
     return bpe.train(d.url, out.path, opts)
 
 
-def _shard(engine: Engine | None, spec: StageSpec, input_url: str | None, out: DatasetDir,
+def _shard(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
-    options = dict(spec.options)
-    fmt = options.pop("format", None)
-    where = f"stage {spec.name}"
-    if fmt == "tokens":
-        from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+    from corpus.tokens.shards import TokenShardJob, TokenShardOptions
 
-        opts = _options(TokenShardOptions, options, where, ("shard_bytes",))
-        assert engine is not None
+    opts = options_of(spec)
+    if isinstance(opts, TokenShardOptions):
         return engine.run(TokenShardJob(opts, _needs_input(spec, input_url), out), **kw)
-    if fmt == "parquet":
-        from corpus.publish.shards import parquet_shards
+    from corpus.publish.shards import parquet_shards
 
-        return parquet_shards(_needs_input(spec, input_url), out, options, where,
-                              overwrite=kw.get("overwrite", False),
-                              replace_stale=kw.get("replace_stale", False))
-    raise ConfigError(f"{where}: shard needs format = \"parquet\" or \"tokens\"")
+    return parquet_shards(engine, _needs_input(spec, input_url), out, opts, where_of(spec),
+                          overwrite=kw.get("overwrite", False),
+                          replace_stale=kw.get("replace_stale", False))
 
 
 def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
-    from corpus.train.launch import TrainStage, run_stage
+    from corpus.train.launch import run_stage
 
-    opts = _options(TrainStage, spec.options, f"stage {spec.name}")
-    return run_stage(opts, _needs_input(spec, input_url).url, out.path,
+    return run_stage(options_of(spec), _needs_input(spec, input_url).url, out.path,
                      overwrite=kw.get("overwrite", False))
 
 
+#: Stage kinds a config can name. A new stage kind adds one entry here and one to
+#: corpus/stage_options.py PARSERS (its options and their checks).
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "github-tables": _github_tables,
     "extract": _extract,
@@ -195,49 +170,19 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-#: Options whose value may be the name of an earlier stage (then: that stage's output folder).
-STAGE_REFERENCES = ("tokenizer",)
-
-
-def read_toml(path: str, what: str) -> dict[str, Any]:
-    """A TOML file, or one clear error naming it."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from e
-
-
-def load(path: str) -> Pipeline:
-    data = read_toml(path, "pipeline config")
-    head = data.get("pipeline", {})
-    if "output" not in head:
-        raise ConfigError(f"{path}: [pipeline] needs `output`, the folder for all stages")
-    stages, names = [], set()
-    for i, raw in enumerate(data.get("stages", []), 1):
-        raw = dict(raw)
-        name, kind = raw.pop("name", None), raw.pop("kind", None)
-        if not name or not kind:
-            raise ConfigError(f"{path}: stage #{i} needs `name` and `kind`")
-        if kind not in KINDS:
-            raise ConfigError(f"{path}: stage {name}: unknown kind {kind!r} "
-                              f"(known: {', '.join(sorted(KINDS))})")
-        if name in names or "/" in name:
-            raise ConfigError(f"{path}: stage name {name!r} is repeated or has a '/'")
-        names.add(name)
-        stages.append(StageSpec(name, kind, raw.pop("input", None), raw))
-    if not stages:
-        raise ConfigError(f"{path}: no [[stages]]")
-    return Pipeline(path, head["output"], stages)
-
-
 def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool = False,
         on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None = None,
         ) -> dict[str, str]:
-    """Run every stage in order; return stage name -> output URL."""
+    """Run every stage in order, holding the root's writer lock; return stage name -> URL."""
+    from corpus.lock import writer_lock
+
     root = (output or p.output).rstrip("/")
+    with writer_lock(root):  # before anything under the root is written
+        return _run(p, engine, root, overwrite, on_stage)
+
+
+def _run(p: Pipeline, engine: Engine, root: str, overwrite: bool,
+         on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None) -> dict[str, str]:
     DatasetDir(root).write_json("pipeline.json", {  # the stage order, for `corpus report`
         "config": p.path, "stages": [{"name": s.name, "kind": s.kind, "input": s.input}
                                      for s in p.stages]})
@@ -247,15 +192,31 @@ def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool 
         if spec.input and spec.input not in done and spec.input in {s.name for s in p.stages}:
             raise ConfigError(f"stage {spec.name} reads {spec.input}, which runs after it")
         out = DatasetDir(posixpath.join(root, spec.name))
-        spec = dataclasses.replace(spec, options={  # options naming an earlier stage's output
-            k: done.get(v, v) if k in STAGE_REFERENCES and isinstance(v, str) else v
-            for k, v in spec.options.items()})
+        spec = _resolved(spec, done)
         manifest = KINDS[spec.kind](engine, spec, input_url, out, overwrite=overwrite,
                                     replace_stale=True)
         done[spec.name] = out.url
         if on_stage:
             on_stage(spec, out.url, manifest)
     return done
+
+
+def _resolved(spec: StageSpec, done: dict[str, str]) -> StageSpec:
+    """The spec with its options naming an earlier stage set to that stage's output (a filter's
+    tokenizer: the tokenizer.json in it)."""
+    from corpus.tokens.bpe import FILE
+
+    opts = options_of(spec)
+    changes = {}
+    for key in STAGE_REFERENCES:
+        value = getattr(opts, key, None)
+        if isinstance(value, str) and value in done:
+            url = done[value]
+            changes[key] = posixpath.join(url, FILE) if spec.kind == "filter" else url
+    if not changes:
+        return spec
+    return dataclasses.replace(spec, options={**spec.options, **changes},
+                               opts=dataclasses.replace(opts, **changes))
 
 
 def stage_of(p: Pipeline, kind: str, name: str | None = None) -> StageSpec:

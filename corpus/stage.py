@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import schema
+from corpus.failure import on_worker
 from corpus.io import DatasetDir
 from corpus.malloc import release_free_memory
 
@@ -64,12 +65,24 @@ def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
     work = job.run_partition if phase == "partition" else getattr(job, phase)
     try:
         rec = work(key)
+    except Exception as e:  # one line naming stage and partition; the traceback as text
+        raise on_worker(job.stage, key, phase, e, job.output.url) from None
     finally:
         release_free_memory()
     rec.update(key=key, run=run_id, fingerprint=fp, finished=now(),
                seconds=round(time.perf_counter() - t0, 4))
     job.output.write_json(posixpath.join(marker_dir(phase), f"{key}.json"), rec)
     return rec
+
+
+def execute_global(job: PartitionedJob, name: str, *args: Any) -> Any:
+    """Run one global step of a job on a worker; a failure is one line naming it."""
+    try:
+        return getattr(job, name)(*args)
+    except Exception as e:
+        raise on_worker(job.stage, "-", name, e, job.output.url) from None
+    finally:
+        release_free_memory()
 
 
 class DocumentStats:

@@ -21,7 +21,10 @@ def collect(url: str) -> dict[str, Any]:
         raise InputError(f"no such dataset directory: {url}")
     manifest = d.manifest()
     if manifest is not None:
-        return _from_manifest(url, manifest)
+        out = _from_manifest(url, manifest)
+        if manifest.get("complete"):  # complete only if every listed file is intact
+            out["problems"] = d.problems(manifest)
+        return out
     if any(d.fs.exists(d.join(f"{t}.parquet")) or d.fs.isdir(d.join(t))
            for t in schema.GITHUB_TABLES):
         from corpus import tables
@@ -51,6 +54,8 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
         steps.update({k: v for k, v in run.items() if isinstance(v, dict)})
     if steps:
         out["steps"] = steps
+    if m.get("notes"):
+        out["notes"] = m["notes"]
     if m.get("tables"):
         out["tables"] = m["tables"]
         out["repos"] = m.get("repos")
@@ -98,6 +103,10 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
     from corpus.units import format_bytes
 
     state = "" if s.get("complete") in (None, True) else " [yellow](incomplete)[/]"
+    if s.get("problems"):
+        n = len(s["problems"])
+        state = (f" [red](damaged: {n} listed file{'s' * (n != 1)} missing or changed, e.g. "
+                 f"{s['problems'][0]}; re-run its stage)[/]")
     stage = f" — stage {s['stage']}" if s.get("stage") else ""
     console.print(f"[bold]{s['url']}[/]{stage}{state}")
     if s.get("tables"):
@@ -138,6 +147,9 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
         for k, v in s["reasons"].items():
             t.add_row(k, f"{v['rows']:,}", format_bytes(v["bytes"]))
         console.print(t)
+    if s.get("notes"):  # kept, but changed on the way (e.g. a file name escaped)
+        console.print("kept with a note: " + ", ".join(f"{k} {v:,}"
+                                                       for k, v in s["notes"].items()))
     for name, info in (s.get("steps") or {}).items():
         shown = {k: v for k, v in info.items() if isinstance(v, int | float) and k != "computed"}
         if shown:

@@ -36,11 +36,54 @@ def _wait_http(url: str, seconds: float, proc: subprocess.Popen | None = None) -
     raise RuntimeError(f"{url} not ready after {seconds} s")
 
 
+def _honor_preconditions() -> None:
+    """gcp-storage-emulator ignores `ifGenerationMatch`; real GCS refuses a write or delete
+    whose precondition fails with HTTP 412 (cloud.google.com/storage/docs/request-preconditions)
+    and corpus's lock on gs:// relies on it. This adds that one check to the stand-in's upload
+    and delete handlers; everything else is the emulator's own."""
+    from http import HTTPStatus
+
+    from gcp_storage_emulator import server
+    from gcp_storage_emulator.exceptions import NotFound
+    from gcp_storage_emulator.handlers import objects
+
+    if getattr(objects, "_corpus_preconditions", False):
+        return
+
+    def guarded(handler, name_of):
+        def check(request, response, storage, *args, **kwargs):
+            want = (request.query.get("ifGenerationMatch") or [None])[0]
+            if want is not None:
+                try:
+                    have = str(storage.get_file_obj(request.params["bucket_name"],
+                                                    name_of(request))["generation"])
+                except NotFound:
+                    have = "0"
+                if have != str(want):
+                    response.status = HTTPStatus.PRECONDITION_FAILED
+                    return None
+            return handler(request, response, storage, *args, **kwargs)
+        return check
+
+    upload = guarded(objects.insert, lambda r: (r.query.get("name") or [""])[0])
+    delete = guarded(objects.delete, lambda r: r.params["object_id"])
+    for _, handlers in server.HANDLERS:
+        for method, fn in list(handlers.items()):
+            if fn is objects.insert:
+                handlers[method] = upload
+            elif fn is objects.delete:
+                handlers[method] = delete
+    objects.insert, objects.delete = upload, delete
+    objects._corpus_preconditions = True
+
+
 @pytest.fixture(scope="session")
 def gcs() -> Iterator[str]:
-    """The GCS emulator on GCS_PORT (conftest points gcsfs there, anonymously)."""
+    """The GCS emulator on GCS_PORT (conftest points gcsfs there, anonymously), honouring
+    write preconditions as GCS does."""
     from gcp_storage_emulator.server import create_server
 
+    _honor_preconditions()
     server = create_server("127.0.0.1", GCS_PORT, in_memory=True)
     server.start()
     _wait_http(f"{GCS_URL}/", 10)

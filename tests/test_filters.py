@@ -24,7 +24,8 @@ from tests.conftest import QUERIES, ROOT, parquet_files
 
 #: Real code in several languages, long minified lines included (bokeh's JavaScript).
 FILTER_DISTS = ["pip", "sqlglot", "rich", "pygments", "dask", "numpy", "bokeh"]
-CODEPARROT = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / "codeparrot.toml")),
+CODEPARROT = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / "codeparrot.toml"),
+                                             files=False),
                                "filter").options
 
 
@@ -201,10 +202,12 @@ def test_bad_rules(rules, message):
 
 def test_shipped_configs():
     for name in ("codex", "codeparrot", "polycoder", "demo"):
-        spec = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / f"{name}.toml")),
+        spec = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines" / f"{name}.toml"),
+                                               files=False),
                                  "filter")
         assert rl.parse(spec.options["rules"], name)
-    poly = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines/polycoder.toml")), "filter")
+    poly = pipeline.stage_of(pipeline.load(str(ROOT / "pipelines/polycoder.toml"), files=False),
+                             "filter")
     assert {"rule": "num_tokens", "min": 100} in poly.options["rules"]
 
 

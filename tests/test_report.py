@@ -193,3 +193,52 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert images and all(images)
     assert height > 3000  # every section laid out, not an empty page
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+# --- samples are redacted whole, then cut (issue 12, finding 1) ---------------------------
+@pytest.fixture(scope="module")
+def key_run(engine, python_docs, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A run folder whose scrub stage dropped real files with an RSA key at their very top
+    (`drop_files_with = ["PRIVATE_KEY"]`): the key is longer than a sample's lines."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench._planted import _rsa_block
+    from corpus.io import DatasetDir
+    from corpus.scrub.redact import ScrubOptions
+    from corpus.scrub.stage import ScrubJob
+
+    run = tmp_path_factory.mktemp("key-run") / "run"
+    (run / "raw").mkdir(parents=True)
+    r = random.Random()
+    keys = []
+    for n, part in enumerate(sorted(python_docs.glob("part-*.parquet"))):
+        t = pq.read_table(part)
+        contents = t.column("content").to_pylist()
+        if n == 0:
+            for j in range(3):
+                keys.append(_rsa_block(r))
+                contents[j] = f'KEY = """{keys[-1]}"""\n' + contents[j]
+        t = t.set_column(t.schema.get_field_index("content"), "content",
+                         pa.array(contents, pa.large_string()))
+        pq.write_table(t, run / "raw" / part.name)
+    engine.run(ScrubJob(DatasetDir(str(run / "raw")), DatasetDir(str(run / "scrubbed")),
+                        ScrubOptions(drop_files_with=["PRIVATE_KEY"])))
+    return run, keys
+
+
+def test_samples_of_files_removed_for_a_key_show_no_line_of_it(key_run):
+    from corpus.report.collect import SAMPLE_LINES
+    from corpus.report.render import write
+
+    run, keys = key_run
+    assert all(len(k.splitlines()) > SAMPLE_LINES for k in keys)  # a cut would end inside it
+    page = write(str(run)).read_text()
+    body = [line for k in keys for line in k.splitlines()[1:-1]]
+    assert not [line for line in body if line[:16] in page]
+    parsed = Page()
+    parsed.feed(page)
+    samples = " ".join(parsed.text["samples"])
+    assert "contains-secret PRIVATE_KEY" in samples and "KEY = \"\"\"<PRIVATE_KEY>" in samples

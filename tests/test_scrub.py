@@ -134,3 +134,92 @@ def test_drop_files_with_and_errors_are_dropped(real, planted, tmp_path, monkeyp
     kept, dropped = job.map(t)
     assert kept.num_rows == 0 and dropped.num_rows == t.num_rows
     assert set(dropped.column("reason").to_pylist()) == {"scrub-error ValueError"}
+
+
+# --- key blocks without their END line; text fit to show (issue 12, finding 1) ------------
+def _key_lines() -> list[str]:
+    from bench._planted import _rsa_block
+
+    return _rsa_block(random.Random()).splitlines()
+
+
+@pytest.mark.parametrize("shape", ["to-the-end", "then-code", "escaped", "encrypted", "cut"])
+def test_a_key_block_without_its_end_line_is_redacted(shape):
+    lines = _key_lines()
+    begin, body = lines[0], lines[1:-1]
+    text = {
+        "to-the-end": f'KEY = """{begin}\n' + "\n".join(body[:8]),
+        "then-code": "\n".join([begin, *body[:5], '"""', "x = load(KEY)", ""]),
+        "escaped": f'k = "{begin}\\n' + "\\n".join(body[:4]) + '"\nx = 1\n',
+        "encrypted": "\n".join([begin, "Proc-Type: 4,ENCRYPTED",
+                                "DEK-Info: AES-128-CBC,3F17F5316E2BAC89", "", *body[:3]]),
+        "cut": "\n".join([begin, *body[:2], body[2][:9]]),  # ends inside a line
+    }[shape]
+    out, counts = redact(text, "x.py", ScrubOptions())
+    assert counts == {"PRIVATE_KEY": 1}, out
+    assert not [line for line in body if line[:8] in out], out
+    if shape == "then-code":
+        assert out.endswith('"""\nx = load(KEY)\n')  # the code after the key is left alone
+
+
+@pytest.mark.parametrize("text", [
+    '-----BEGIN RSA PRIVATE KEY-----\nparseThePrivateKeyFromTheGivenStringValue\nfoo()\n',
+    'HEADER = "-----BEGIN PRIVATE KEY-----"\nFOOTER = "-----END PRIVATE KEY-----"\n',
+    '-----BEGIN EC PRIVATE KEY-----\n...\n',
+    'pem = b"-----BEGIN PRIVATE KEY-----\\n" + base64.b64encode(der) + b"\\n-----END"'])
+def test_markers_without_a_key_body_are_not_a_key(text):
+    assert redact(text, "x.py", ScrubOptions()) == (text, {})
+
+
+def test_fit_to_show_redacts_the_whole_text_then_cuts():
+    from corpus.scrub.show import fit_to_show
+
+    lines = _key_lines()
+    real = Path(json.__file__).read_text()  # a real file below the key
+    text = f'KEY = """{chr(10).join(lines)}"""\n' + real
+    shown = fit_to_show(text, "k.py", ScrubOptions(), lines=12)
+    assert shown is not None and shown.startswith('KEY = """<PRIVATE_KEY>"""\n')
+    assert len(shown.splitlines()) == 12 and shown.splitlines()[1:] == real.splitlines()[:11]
+    assert not [line for line in lines[1:-1] if line[:8] in shown]
+    # the key begins on the last line shown: its body is below the cut, nothing of it is seen
+    late = "\n".join(real.splitlines()[:11] + lines) + "\n"
+    assert fit_to_show(late, "k.py", ScrubOptions(), lines=12).splitlines()[-1] == "<PRIVATE_KEY>"
+
+
+def test_fit_to_show_withholds_what_it_cannot_redact_again():
+    from corpus.scrub.show import fit_to_show, secret_kinds
+
+    aws = "AKIA" + "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", k=16))
+    text = f'ID = "{aws}"\n' + Path(json.__file__).read_text()
+    assert secret_kinds("contains-secret AWS_ACCESS_KEY,PRIVATE_KEY") == {"AWS_ACCESS_KEY",
+                                                                         "PRIVATE_KEY"}
+    shown = fit_to_show(text, "x.py", ScrubOptions(), reason="contains-secret AWS_ACCESS_KEY")
+    assert shown is not None and aws not in shown and "<AWS_ACCESS_KEY>" in shown
+    # removed for a kind this redaction does not find (another option, another detector)
+    assert fit_to_show(text, "x.py", ScrubOptions(), reason="contains-secret SECRET") is None
+    assert fit_to_show(text, "x.py", ScrubOptions(), reason="contains-secret ") is None
+    assert fit_to_show(text, "x.py", ScrubOptions(), reason="scrub-error ValueError") is None
+    assert fit_to_show(None, "x.py", ScrubOptions()) is None
+
+
+def test_shown_text_uses_the_strongest_options_of_the_run():
+    from corpus.scrub.show import fit_to_show, strongest
+
+    text = 'HOST = "10.20.30.40"\nADMIN = "ops@corp-mail.io"\n'
+    default = strongest([])
+    assert (default.emails, default.ips, default.private_ips) == (True, True, False)
+    assert "10.20.30.40" in fit_to_show(text, "x.py", default)
+    used = strongest([{"scrub": {"private_ips": False, "emails": False}},
+                      {"scrub": {"private_ips": True, "high_entropy": True}}])
+    assert (used.emails, used.ips, used.private_ips, used.high_entropy) == (True, True, True, True)
+    assert fit_to_show(text, "x.py", used) == 'HOST = "<IP_ADDRESS>"\nADMIN = "<EMAIL>"'
+
+
+def test_scrubbing_a_scrubbed_partition_again_keeps_one_secrets_column(planted, tmp_path):
+    src, _ = planted
+    job = ScrubJob(DatasetDir(str(src)), DatasetDir(str(tmp_path / "x")), ScrubOptions())
+    once, _ = job.map(pq.read_table(sorted(src.glob("part-*.parquet"))[0]))
+    twice, _ = job.map(once)
+    assert twice.column_names.count("secrets") == 1 and twice.num_rows == once.num_rows
+    assert twice.column("content") == once.column("content")  # placeholders are not findings
+    assert any(json.loads(c) for c in once.column("secrets").to_pylist())

@@ -4,9 +4,11 @@ canonical solution (corpus/contamination/match.py), each with a reason naming th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from corpus import schema
 from corpus.contamination.benchmarks import load
@@ -21,9 +23,12 @@ STAGE = "decontaminate"
 class DecontamOptions:
     benchmarks: list[str] = field(default_factory=lambda: ["humaneval"])
     benchmark_files: list[str] = field(default_factory=list)
-    min_chars: int = 40  # snippets shorter than this (normalized) are not matched
-    ngram: int | None = None  # also drop on token n-gram overlap with a solution
-    ngram_threshold: float = 0.7  # fraction of a solution's n-grams found in the document
+    #: snippets shorter than this (normalized) are not matched
+    min_chars: Annotated[int, Field(ge=1)] = 40
+    #: also drop on token n-gram overlap with a solution
+    ngram: Annotated[int, Field(ge=1, le=30)] | None = None
+    #: fraction of a solution's n-grams found in the document
+    ngram_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
 
 
 class DecontaminateJob(MapJob):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -35,13 +35,16 @@ STAGE = "dedup-exact"
 KEYS_DIR = f"{WORK_DIR}/keys"
 DECISIONS = f"{WORK_DIR}/decisions.parquet"
 RANKABLE = {"copies", "size", "license"}
+#: one keeper preference: a RANKABLE column and its order (license: by license_preference)
+Ranking = Literal["copies", "copies asc", "copies desc", "size", "size asc", "size desc",
+                  "license", "license asc"]
 
 
 @dataclass
 class ExactOptions:
     ignore_whitespace: bool = False  # hash the content with all ASCII whitespace removed
     #: keeper preference before the smallest id: "copies desc", "size", "license", ...
-    ranking: list[str] = field(default_factory=list)
+    ranking: list[Ranking] = field(default_factory=list)
     #: for ranking by "license": most preferred first; others after, alphabetically
     license_preference: list[str] = field(default_factory=list)
 

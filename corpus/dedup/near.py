@@ -24,18 +24,20 @@ from __future__ import annotations
 import itertools
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from corpus import duck, schema
+from corpus.config_check import Size
 from corpus.dedup import kernels
 from corpus.dedup import minhash as mh
 from corpus.dedup.components import components
-from corpus.dedup.exact import RANKABLE, _rank_columns
+from corpus.dedup.exact import RANKABLE, Ranking, _rank_columns
 from corpus.dedup.sets import SetBlock
 from corpus.dedup.shingles import shingles
 from corpus.dedup.verify import EDGES, GROUPED, accepted_edges
@@ -56,16 +58,19 @@ LSH_MEMORY = "512MB"
 
 @dataclass
 class MinHashOptions:
-    ngram: int = 5  # tokens per shingle
-    num_perm: int = 256
-    threshold: float = 0.85  # Jaccard at or above which documents are near-duplicates
-    bands: int | None = None  # default: from the threshold (see minhash.optimal_param)
-    rows: int | None = None
-    seed: int = 42
+    ngram: Annotated[int, Field(ge=1, le=16)] = 5  # tokens per shingle
+    num_perm: Annotated[int, Field(ge=1, le=4096)] = 256
+    #: Jaccard at or above which documents are near-duplicates
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.85
+    #: default: from the threshold (see minhash.optimal_param)
+    bands: Annotated[int, Field(ge=1)] | None = None
+    rows: Annotated[int, Field(ge=1)] | None = None
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42  # np.random.RandomState's range
     verify: bool = False  # exact Jaccard of every candidate pair before linking it
-    max_bucket: int = 200  # larger LSH buckets are linked as stars, never all pairs
-    verify_memory: int = 256 << 20  # bytes of shingle sets verification holds at a time
-    ranking: list[str] = field(default_factory=list)  # keeper preference before smallest id
+    #: larger LSH buckets are linked as stars, never all pairs
+    max_bucket: Annotated[int, Field(ge=1)] = 200
+    verify_memory: Size = 256 << 20  # bytes of shingle sets verification holds at a time
+    ranking: list[Ranking] = field(default_factory=list)  # keeper preference before smallest id
     license_preference: list[str] = field(default_factory=list)
 
 

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from corpus import duck, schema, tables
+from corpus.config_check import Size
 from corpus.errors import ConfigError, InputError
 from corpus.extract import template, transpile
 from corpus.io import DatasetDir
@@ -34,7 +35,7 @@ class ExtractOptions:
     query: str
     tables: str
     params: dict[str, Any] = field(default_factory=dict)
-    partition_bytes: int = 64 * 1024 * 1024  # content bytes per output partition (target)
+    partition_bytes: Size = 64 * 1024 * 1024  # content bytes per output partition (target)
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,24 @@ everything sorted so the same sources always give byte-identical tables.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from corpus import duck, schema
+from corpus.config_check import Size
 from corpus.errors import InputError
 from corpus.github import licenses, sources
-from corpus.github.blob import MAX_CONTENT_BYTES, read_blob
+from corpus.github.blob import MAX_CONTENT_BYTES, MODE_SYMLINK, Blob, read_blob
+from corpus.github.names import escape
+from corpus.github.safeio import Unreadable, os_reason
 from corpus.io import DatasetDir
-from corpus.manifest import digest
+from corpus.manifest import digest, merge_counts
 from corpus.stage import DocumentStats, reason_counts
 
 STAGE = "github-tables"
@@ -39,7 +44,7 @@ class GithubTablesOptions:
     site_packages_dirs: list[str] = field(default_factory=list)  # e.g. `pip install --target`
     include: list[str] = field(default_factory=list)  # fnmatch patterns on repo/package names
     exclude: list[str] = field(default_factory=list)
-    chunk_bytes: int = 64 * 1024 * 1024  # work per task, by the sizes distributions declare
+    chunk_bytes: Size = 64 * 1024 * 1024  # work per task, by the sizes distributions declare
 
 
 def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
@@ -64,7 +69,8 @@ def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
     if not unique:
         raise InputError("no repositories found" + (
             f" matching --include {opts.include}" if opts.include else ""))
-    return unique
+    # stats of every file of the selected repositories only (see sources.identity)
+    return [dataclasses.replace(r, identity=sources.identity(r)) for r in unique]
 
 
 def group(repos: list[sources.Repo], chunk_bytes: int) -> list[list[sources.Repo]]:
@@ -85,9 +91,8 @@ def group(repos: list[sources.Repo], chunk_bytes: int) -> list[list[sources.Repo
 def detect_license(repo: sources.Repo) -> tuple[str | None, str]:
     texts = sources.license_texts(repo)
     if repo.kind == "dist":
-        from importlib.metadata import Distribution
-
-        return licenses.from_metadata(Distribution.at(repo.meta_dir).metadata, texts)
+        assert repo.meta_dir is not None
+        return licenses.from_metadata(sources.SafeDistribution(repo.meta_dir).metadata, texts)
     for text in texts:
         if key := licenses.detect_text(text):
             return key, "license file"
@@ -104,8 +109,9 @@ class GithubTablesJob:
         # at least ~16 chunks when there is enough to split, so small inputs use every worker
         self.chunks = group(repos, max(1 << 20, min(opts.chunk_bytes, total // 16)))
         self.config = asdict(opts)
-        self.config["sources"] = [os.path.abspath(s) for s in opts.sources]
-        self.config["site_packages_dirs"] = [os.path.abspath(s) for s in opts.site_packages_dirs]
+        self.config["sources"] = [escape(os.path.abspath(s)) for s in opts.sources]
+        self.config["site_packages_dirs"] = [escape(os.path.abspath(s))
+                                             for s in opts.site_packages_dirs]
         self.input_hash = digest([r.identity for r in repos])
 
     def partitions(self) -> list[str]:
@@ -121,26 +127,32 @@ class GithubTablesJob:
         removed: dict[str, list[Any]] = {c.name: [] for c in schema.REMOVED}
         lic_rows: dict[str, list[str]] = {"repo_name": [], "license": []}
         unlicensed, rows_in = [], 0
+        notes: Counter[str] = Counter()  # kept as they are, but worth knowing (names.py)
         for repo in repos:
+            notes["repo-name-escaped"] += repo.name_escaped
             key_, _ = detect_license(repo)
             if key_:
                 lic_rows["repo_name"].append(repo.name)
                 lic_rows["license"].append(key_)
             else:
                 unlicensed.append(repo.name)
+            seen: set[str] = set()
             for entry in sources.walk(repo):
                 rows_in += 1
-                reason = entry.skip
+                notes["path-escaped"] += entry.escaped
+                reason, blob = entry.skip, None
+                if reason is None and entry.path in seen:
+                    reason = "path-collision"  # an escaped name spelled like a real one
                 if reason is None:
-                    try:
-                        blob = read_blob(entry.abspath, MAX_CONTENT_BYTES)
-                    except OSError as e:
-                        reason = f"unreadable: {e.strerror or e}"
-                if reason is not None:
+                    blob, reason = _read(entry.abspath)
+                seen.add(entry.path)
+                if blob is None:
                     for col, v in (("id", None), ("repo_name", repo.name), ("path", entry.path),
                                    ("size", None), ("stage", STAGE), ("reason", reason)):
                         removed[col].append(v)
                     continue
+                # a link's blob is its target's bytes: binary exactly when they are not UTF-8
+                notes["symlink-target-escaped"] += blob.mode == MODE_SYMLINK and blob.binary
                 for col, v in (("repo_name", repo.name), ("ref", repo.ref), ("path", entry.path),
                                ("mode", blob.mode), ("id", blob.id),
                                ("symlink_target", blob.symlink_target)):
@@ -165,6 +177,7 @@ class GithubTablesJob:
             "reasons": reason_counts(pa.table(removed)) if n_removed else {},
             "licenses": _count(lic_rows["license"]), "languages": {},
             "repos": [r.name for r in repos], "unlicensed": unlicensed,
+            "notes": {k: n for k, n in sorted(notes.items()) if n},
             "files": [rel for rel, _ in written],
         }
 
@@ -202,7 +215,17 @@ class GithubTablesJob:
         out.fs.rm(posixpath.join(out.path, CHUNKS), recursive=True)
         unlicensed = sorted(n for r in records for n in r.get("unlicensed", []))
         return {"tables": tables, "repos": sum(len(r.get("repos", [])) for r in records),
-                "unlicensed_repos": unlicensed}
+                "unlicensed_repos": unlicensed, "notes": merge_counts(records, "notes")}
+
+
+def _read(path: str) -> tuple[Blob | None, str | None]:
+    """The blob of a listed file, or None and why it cannot be in the tables."""
+    try:
+        return read_blob(path, MAX_CONTENT_BYTES), None
+    except Unreadable as e:
+        return None, e.reason
+    except OSError as e:
+        return None, os_reason(e)
 
 
 def _count(values: list[str]) -> dict[str, int]:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from corpus.io import DatasetDir
+from corpus.manifest import resolve_url
 from corpus.publish.layout import Layout
 from corpus.units import format_bytes
 
@@ -43,7 +44,7 @@ def stage_chain(url: str, limit: int = 20) -> list[dict[str, Any]]:
         if m is None:
             break
         chain.append({**m, "_url": current})
-        current = m.get("input")
+        current = resolve_url(m.get("input"), current)
     return chain[::-1]
 
 

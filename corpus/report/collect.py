@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from corpus import schema
 from corpus.errors import InputError
 from corpus.io import DatasetDir
+from corpus.manifest import resolve_url
 
 PIPELINE_RECORD = "pipeline.json"
 HISTOGRAMS = ("line_mean", "line_max", "alpha_frac", "size")
@@ -130,7 +131,7 @@ def filter_metrics(stages: list[Stage]) -> tuple[dict[str, np.ndarray],
         for bound in ("min", "max"):
             if bound in rule:
                 thresholds.setdefault(rule["rule"], []).append((bound, float(rule[bound])))
-    t = _read(filt.manifest["input"], ["content"], METRIC_DOCS)
+    t = _read(resolve_url(filt.manifest["input"], filt.url), ["content"], METRIC_DOCS)
     content = pc.drop_null(t.column("content").combine_chunks())
     values = compute_metrics(content, {m: {} for m in HISTOGRAMS})
     return values, thresholds
@@ -177,10 +178,14 @@ def secrets(stages: list[Stage]) -> dict[str, int]:
 
 
 def samples(stages: list[Stage], per_reason: int = SAMPLES_PER_REASON) -> list[dict[str, Any]]:
-    """A few removed documents per stage and reason, their first lines read from the stage's
-    input and scrubbed (secrets and PII replaced) before they are shown."""
-    from corpus.scrub.redact import ScrubOptions, redact
+    """A few removed documents per stage and reason, read from the stage's input, redacted whole
+    with the strongest options of the run's scrub stages and only then cut to their first lines
+    (corpus/scrub/show.py). `head` is None when a document may not be shown: one removed for a
+    secret that this redaction does not find again is never shown raw."""
+    from corpus.scrub.show import fit_to_show, strongest
 
+    opts = strongest(s.manifest.get("config") or {} for s in stages
+                     if s.manifest and s.manifest.get("stage") == "scrub")
     out = []
     for s in stages:
         m = s.manifest
@@ -196,18 +201,14 @@ def samples(stages: list[Stage], per_reason: int = SAMPLES_PER_REASON) -> list[d
             if len(picked.setdefault(key, [])) < per_reason:
                 picked[key].append(row)
         wanted = {(r["id"], r["repo_name"], r["path"]) for rows in picked.values() for r in rows}
-        texts = _contents(m["input"], wanted)
+        texts = _contents(resolve_url(m["input"], s.url) or "", wanted)
         for key, rows in picked.items():
             for r in rows:
                 text = texts.get((r["id"], r["repo_name"], r["path"]))
-                head = None
-                if text is not None:
-                    clean, _ = redact("\n".join(text.splitlines()[:SAMPLE_LINES]), r["path"] or "",
-                                      ScrubOptions())
-                    head = clean
+                head = fit_to_show(text, r["path"] or "", opts, SAMPLE_LINES, r["reason"])
                 out.append({"stage": s.name, "reason_key": key, "reason": r["reason"],
                             "repo_name": r["repo_name"], "path": r["path"], "size": r["size"],
-                            "head": head})
+                            "head": head, "withheld": text is not None and head is None})
     return out
 
 

@@ -141,10 +141,12 @@ def _secrets(r: Report) -> str:
 def _samples(r: Report) -> str:
     if not r.samples:
         return _none("removed documents")
-    out = ['<p class="muted">The first lines of a few removed documents per reason, with '
-           'secrets and PII replaced.</p>']
+    out = ['<p class="muted">The first lines of a few removed documents per reason, redacted '
+           'whole (secrets and PII replaced) before they were cut.</p>']
     for s in r.samples:
-        head = html.escape(s["head"]) if s["head"] is not None else "(content not available)"
+        head = html.escape(s["head"]) if s["head"] is not None else \
+            "(not shown: its secrets could not be redacted here)" if s.get("withheld") else \
+            "(content not available)"
         out.append(f'<div class="sample"><p><b>{html.escape(s["stage"])}</b> — '
                    f'{html.escape(s["reason"])}<br><span class="muted">'
                    f'{html.escape(s["repo_name"] or "")}:{html.escape(s["path"] or "")} '

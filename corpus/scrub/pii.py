@@ -37,6 +37,18 @@ CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
 #: `-----BEGIN … PRIVATE KEY-----` and `-----END …` with code between) is not a key.
 PRIVATE_KEY = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK|)-----"
                          r"[A-Za-z0-9+/=\s:,.\\-]{16,}?-----END \1PRIVATE KEY\2-----")
+#: a key block without its END line (a truncated file, a cut excerpt): the BEGIN line, optional
+#: PEM headers (`Proc-Type: …`), then base64 lines (a newline or a `\n` escape before each) to
+#: the first line that is not base64. Markers followed by code (a quote, a call) have no body.
+_NL = r"(?:\r?\n|(?:\\r)?\\n)"  # a newline, or a `\n` escape inside a one-line string
+_B64_LINE = r"[ \t]*[A-Za-z0-9+/]{n}={{0,2}}(?=[ \t]*(?:\r?\n|\\[rn]|[\"'`]|$))"
+TRUNCATED_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?P<body>"
+    rf"(?:{_NL}[ \t]*[A-Za-z][\w-]*: [^\n\\]*)*(?:{_NL}[ \t]*)?"  # PEM headers, a blank line
+    rf"{_NL}{_B64_LINE.format(n='{16,}')}(?:{_NL}{_B64_LINE.format(n='+')})*)")
+#: base64 characters a truncated key's body must reach (two-thirds of a PEM line), with a digit
+#: or `+`/`/` among them
+TRUNCATED_BODY = 40
 #: what every match of EMAIL, CONN, IPV4 and IPV6 contains, on the same line: those patterns
 #: are searched on the lines with an anchor only (prefilter.finditer_lines)
 AT, SCHEME, DIGIT_DOT_DIGIT = re.compile("@"), re.compile("://"), re.compile(r"\d\.\d")
@@ -94,7 +106,14 @@ def connection_passwords(text: str) -> Iterator[Span]:
 
 
 def private_keys(text: str) -> Iterator[Span]:
+    """Whole key blocks, and blocks whose END line is missing (truncated): the BEGIN line and
+    the base64 body that follows it."""
     if "-----BEGIN " not in text:
         return
     for m in PRIVATE_KEY.finditer(text):
         yield ("PRIVATE_KEY", m.start(), m.end())
+    for m in TRUNCATED_KEY.finditer(text):  # inside a whole block: merged into it (redact)
+        body = m.group("body").replace("\\r", "").replace("\\n", "\n")  # escapes: 1 char
+        if sum(c.isalnum() or c in "+/" for c in body) >= TRUNCATED_BODY \
+                and any(c.isdigit() or c in "+/" for c in body):  # not a long identifier
+            yield ("PRIVATE_KEY", m.start(), m.end())

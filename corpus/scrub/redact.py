@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from corpus.errors import ConfigError
 from corpus.scrub import pii
 from corpus.scrub import secrets as sec
 
@@ -23,6 +24,20 @@ class ScrubOptions:
     private_ips: bool = False  # also redact private / loopback addresses
     high_entropy: bool = False  # detect-secrets' entropy plugins (noisy on real code)
     drop_files_with: list[str] = field(default_factory=list)  # kinds whose files are dropped
+
+
+def known_kinds() -> set[str]:
+    """Every kind the scrubber finds (its placeholders' names): what drop_files_with takes."""
+    return {*sec.KINDS.values(), "EMAIL", "IP_ADDRESS", "PASSWORD", "PRIVATE_KEY", "SECRET"}
+
+
+def kinds_of(text: str) -> list[str]:
+    """`--drop-files-with PRIVATE_KEY,AWS_ACCESS_KEY`: a typo would keep the key files."""
+    kinds = [k.strip().upper() for k in text.split(",") if k.strip()]
+    if unknown := sorted(set(kinds) - known_kinds()):
+        raise ConfigError(f"--drop-files-with: unknown kind {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known_kinds()))})")
+    return kinds
 
 
 def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:

@@ -60,11 +60,15 @@ class ScrubJob(MapJob):
                 keep.append(True)
             out.append(scrubbed)
             found.append(json.dumps(dict(sorted(counts.items()))))
-        mask = pa.array(keep)
+        mask = pa.array(keep, pa.bool_())  # typed: an empty list alone is a null array
         idx = table.schema.get_field_index("content")
         scrubbed_table = table.set_column(idx, "content", pa.array(out, pa.large_string()))
-        scrubbed_table = scrubbed_table.append_column("secrets", pa.array(found,
-                                                                          pa.large_string()))
+        secrets = pa.array(found, pa.large_string())
+        if "secrets" in scrubbed_table.column_names:  # scrubbing a scrubbed dataset again
+            scrubbed_table = scrubbed_table.set_column(
+                scrubbed_table.schema.get_field_index("secrets"), "secrets", secrets)
+        else:
+            scrubbed_table = scrubbed_table.append_column("secrets", secrets)
         kept = scrubbed_table.filter(mask)
         removed = removed_rows(table.filter(pa.compute.invert(mask)), STAGE, reasons)
         return kept, removed

@@ -19,11 +19,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from corpus.errors import ConfigError, InputError
 from corpus.io import DatasetDir
@@ -37,11 +38,14 @@ BATCH_ROWS = 1024
 
 @dataclass
 class TokenizerOptions:
-    vocab_size: int = 32768
-    sample_docs: int | None = None  # train on this many documents (chosen by id hash); all if None
-    heldout_fraction: float = 0.02  # documents never trained on, for the chars/token figure
-    min_frequency: int = 2
-    model_max_length: int = 1024  # recorded for transformers; the shards set the real length
+    vocab_size: Annotated[int, Field(ge=257, le=2**32)] = 32768  # the 256 bytes and EOT at least
+    #: train on this many documents (chosen by id hash); all if None
+    sample_docs: Annotated[int, Field(ge=1)] | None = None
+    #: documents never trained on, for the chars/token figure
+    heldout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.02
+    min_frequency: Annotated[int, Field(ge=1)] = 2
+    #: recorded for transformers; the shards set the real length
+    model_max_length: Annotated[int, Field(ge=1)] = 1024
 
     def check(self) -> None:
         if not 256 + 1 <= self.vocab_size <= 2**32:
@@ -151,7 +155,16 @@ def save(tok: Any, out: Path, opts: TokenizerOptions, report: dict[str, Any]) ->
 
 def train(input_url: str, out_dir: str, opts: TokenizerOptions,
           compare: str | None = None) -> dict[str, Any]:
-    """Train on the documents of a dataset directory; return the report."""
+    """Train on the documents of a dataset directory; return the report. The report is
+    written last and names the tokenizer's sha256: a kill halfway is never reused."""
+    from corpus.lock import writer_lock
+
+    with writer_lock(out_dir):
+        return _train(input_url, out_dir, opts, compare)
+
+
+def _train(input_url: str, out_dir: str, opts: TokenizerOptions,
+           compare: str | None) -> dict[str, Any]:
     opts.check()
     d = DatasetDir(input_url)
     texts, heldout = split_texts(d, opts)

@@ -23,15 +23,17 @@ import hashlib
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from corpus import schema
-from corpus.errors import ConfigError
+from corpus.config_check import Size
+from corpus.errors import ConfigError, InputError
 from corpus.io import DatasetDir
 from corpus.keys import row_hash, validation_mask
 from corpus.stage import WORK_DIR, MapJob, reason_counts, removed_rows
@@ -49,9 +51,10 @@ ENCODE_BATCH = 512
 @dataclass
 class TokenShardOptions:
     tokenizer: str  # folder from `corpus tokenizer train`, or its tokenizer.json
-    seq_len: int = 1024  # model context; rows hold seq_len + 1 tokens
-    shard_bytes: int = 256 * 1024 * 1024  # target size of one shard file
-    valid_fraction: float = 0.01  # documents (by id hash) in the validation split
+    seq_len: Annotated[int, Field(ge=1)] = 1024  # model context; rows hold seq_len + 1 tokens
+    shard_bytes: Size = 256 * 1024 * 1024  # target size of one shard file
+    #: documents (by id hash) in the validation split
+    valid_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.01
     seed: int = 0  # document order before packing
 
     def check(self) -> None:
@@ -90,6 +93,8 @@ class TokenShardJob(MapJob):
             "format": fmt.FORMAT, "tokenizer_sha256": self.tokenizer_sha256,
             "seq_len": opts.seq_len, "shard_bytes": opts.shard_bytes,
             "valid_fraction": opts.valid_fraction, "seed": opts.seed})
+        if self.rows_in == 0:  # said here, before any work, rather than by the plan's worker
+            raise InputError(f"{input.url} holds no documents to tokenize (0 rows)")
 
     def steps(self) -> list[tuple[str, str]]:
         return [("map", "tokenize"), ("global", "plan")]

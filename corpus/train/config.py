@@ -1,48 +1,89 @@
-"""Model and recipe configs (pipelines/train/*.toml): a GPT-2 shape and the training recipe."""
+"""Model and recipe configs (pipelines/train/*.toml): a GPT-2 shape and the training recipe.
+
+Checked when read, by `corpus train` and by a pipeline's load before any stage runs: only the
+[model] and [train] tables, only known keys, real TOML types, the bounds below. The DeepSpeed
+JSON beside it gets the same early look (check_deepspeed), so a typo there is not found after
+the corpus was built.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
 
-from corpus.errors import ConfigError
+from pydantic import Field
+
+from corpus.config_check import check_keys, read_toml, show, validate
+from corpus.errors import ConfigError, InputError
+
+#: AdamW's beta: in [0, 1)
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 @dataclass
 class ModelConfig:
-    n_layer: int
-    n_embd: int
-    n_head: int
-    n_positions: int = 1024
-    dropout: float = 0.1
-    vocab_size: int | None = None  # None: the shards' vocabulary, rounded up to a multiple of 64
+    n_layer: Annotated[int, Field(ge=1)]
+    n_embd: Annotated[int, Field(ge=1)]
+    n_head: Annotated[int, Field(ge=1)]
+    n_positions: Annotated[int, Field(ge=1)] = 1024
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    #: None: the shards' vocabulary, rounded up to a multiple of 64
+    vocab_size: Annotated[int, Field(ge=1)] | None = None
 
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # length of the cosine schedule
-    warmup_steps: int = 100
-    lr: float = 5e-4
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    eval_interval: int = 500
-    eval_batches: int = 20
-    save_interval: int = 500
-    log_interval: int = 10
-    seed: int = 1
+    steps: Annotated[int, Field(ge=2)] = 1000  # length of the cosine schedule (as --steps)
+    warmup_steps: Annotated[int, Field(ge=0)] = 100
+    lr: Annotated[float, Field(gt=0)] = 5e-4
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0)] = 0.1
+    betas: Annotated[list[Beta], Field(min_length=2, max_length=2)] = field(
+        default_factory=lambda: [0.9, 0.95])
+    eval_interval: Annotated[int, Field(ge=1)] = 500
+    eval_batches: Annotated[int, Field(ge=1)] = 20
+    save_interval: Annotated[int, Field(ge=1)] = 500
+    log_interval: Annotated[int, Field(ge=1)] = 10
+    seed: Annotated[int, Field(ge=0)] = 1  # numpy's SeedSequence takes no negative seed
 
 
 def load(path: str) -> tuple[ModelConfig, TrainConfig]:
-    from corpus.pipeline import _options, read_toml
-
     data = read_toml(path, "model config")
+    check_keys(data, ["model", "train"], path, "table")
     if "model" not in data:
         raise ConfigError(f"{path}: needs a [model] table (n_layer, n_embd, n_head, …)")
-    model = _options(ModelConfig, data["model"], f"{path} [model]")
-    train = _options(TrainConfig, data.get("train", {}), f"{path} [train]")
+    model = validate(ModelConfig, data["model"], f"{path}: [model]")
+    train = validate(TrainConfig, data.get("train", {}), f"{path}: [train]")
     if model.n_embd % model.n_head:
         raise ConfigError(f"{path}: n_embd {model.n_embd} is not a multiple of n_head "
                           f"{model.n_head}")
     if train.warmup_steps >= train.steps:
         raise ConfigError(f"{path}: warmup_steps must be fewer than steps")
     return model, train
+
+
+#: DeepSpeed keys the training loop reads; each a positive integer when given
+BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
+
+
+def check_deepspeed(path: str) -> dict[str, Any]:
+    """The DeepSpeed JSON as the loop will take it (corpus/train/loop.py ds_config): an object,
+    batch sizes positive integers, no optimizer or scheduler (the recipe's)."""
+    try:
+        conf = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise InputError(f"cannot read DeepSpeed config {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(conf, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {show(conf)}")
+    for key in BATCH_KEYS:
+        v = conf.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{path}: {key}: expected a positive integer, got {show(v)}")
+    if "optimizer" in conf or "scheduler" in conf:
+        raise ConfigError(f"{path}: leave out `optimizer` and `scheduler`: the recipe's AdamW "
+                          "and cosine schedule come from the model config")
+    return conf

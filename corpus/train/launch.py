@@ -16,9 +16,10 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import click
+from pydantic import Field
 
 from corpus.errors import ConfigError, CorpusError
 
@@ -125,13 +126,13 @@ def args_from(kw: dict[str, Any]) -> Any:
 @dataclass
 class TrainStage:
     """A pipeline's `train` stage: the input is the token shard stage."""
-    model: str
-    deepspeed: str
-    max_steps: int | None = None
-    steps: int | None = None
-    micro_batch: int | None = None
-    grad_accum: int | None = None
-    nproc_per_node: int = 1
+    model: str  # the model TOML (pipelines/train/*.toml)
+    deepspeed: str  # the DeepSpeed JSON
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    steps: Annotated[int, Field(ge=2)] | None = None
+    micro_batch: Annotated[int, Field(ge=1)] | None = None
+    grad_accum: Annotated[int, Field(ge=1)] | None = None
+    nproc_per_node: Annotated[int, Field(ge=1)] = 1
 
 
 STAGE_RECORD = "stage.json"
@@ -141,17 +142,29 @@ def run_stage(opts: TrainStage, data: str, out: str, overwrite: bool = False) ->
     """Train in a child process (its own threads and distributed state) and summarize the log.
     Like every pipeline stage: a run made from other token shards or other options (or any,
     with overwrite) is replaced, not resumed."""
+    from corpus.lock import writer_lock
+
+    with writer_lock(out):
+        return _run_stage(opts, data, out, overwrite)
+
+
+def _run_stage(opts: TrainStage, data: str, out: str, overwrite: bool) -> dict[str, Any]:
     import shutil
 
     from corpus import manifest as mf
     from corpus.io import DatasetDir
+    from corpus.lock import LOCK_FILE
 
     shards = DatasetDir(data).manifest() or {}
     identity = mf.digest({"data": shards.get("fingerprint"), "options": asdict(opts)})
     record = Path(out) / STAGE_RECORD
     if Path(out).exists() and (overwrite or not record.exists()
                                or json.loads(record.read_text()).get("identity") != identity):
-        shutil.rmtree(out)
+        if record.exists():
+            record.unlink()  # first: a kill while clearing leaves a run that is not reused
+        for child in Path(out).iterdir():
+            if child.name != LOCK_FILE:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     Path(out).mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"identity": identity, "data": data, **asdict(opts)}) + "\n")
     kw = {"data": data, "model": opts.model, "deepspeed": opts.deepspeed, "out": out,

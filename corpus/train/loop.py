@@ -57,12 +57,7 @@ def _quiet_deepspeed() -> None:
 
 
 def ds_config(path: str, args: TrainArgs, on_gpu: bool) -> dict[str, Any]:
-    try:
-        conf = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read DeepSpeed config {path}: {e.strerror or e}") from e
-    except ValueError as e:
-        raise ConfigError(f"{path} is not valid JSON: {e}") from e
+    conf = cfgs.check_deepspeed(path)  # an object, batch sizes ints, no optimizer/scheduler
     conf.pop("train_batch_size", None)  # derived from micro-batch × accumulation × world
     if args.micro_batch:
         conf["train_micro_batch_size_per_gpu"] = args.micro_batch
@@ -70,9 +65,6 @@ def ds_config(path: str, args: TrainArgs, on_gpu: bool) -> dict[str, Any]:
         conf["gradient_accumulation_steps"] = args.grad_accum
     conf.setdefault("train_micro_batch_size_per_gpu", 8)
     conf.setdefault("gradient_accumulation_steps", 1)
-    if "optimizer" in conf or "scheduler" in conf:
-        raise ConfigError(f"{path}: leave out `optimizer` and `scheduler`: the recipe's AdamW "
-                          "and cosine schedule come from the model config")
     if not on_gpu:  # fp32 on CPU: bf16 at ZeRO 0 drifts there and is not faster
         for k in ("bf16", "fp16"):
             conf.pop(k, None)
