@@ -1,4 +1,5 @@
-"""Runs stages on Dask. The only module that imports Dask.
+"""Runs stages on Dask. With corpus/cluster.py (starting or reaching a cluster), the only
+module that imports Dask.
 
 Default: a LocalCluster of one single-threaded worker process per core, on 127.0.0.1.
 `--scheduler tcp://host:8786` or DASK_SCHEDULER_ADDRESS: an existing cluster (dask-jobqueue,

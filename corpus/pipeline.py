@@ -193,6 +193,7 @@ def _run(p: Pipeline, engine: Engine, root: str, overwrite: bool,
             raise ConfigError(f"stage {spec.name} reads {spec.input}, which runs after it")
         out = DatasetDir(posixpath.join(root, spec.name))
         spec = _resolved(spec, done)
+        engine.log.record("stage-start", stage_name=spec.name, kind=spec.kind, output=out.url)
         manifest = KINDS[spec.kind](engine, spec, input_url, out, overwrite=overwrite,
                                     replace_stale=True)
         done[spec.name] = out.url
