@@ -53,6 +53,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/scrub.py
 	$(BIN)/python bench/tokenizer.py
 	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -58,6 +58,7 @@ from corpus.engine import Engine
 from corpus.io import DatasetDir
 from corpus.keys import row_hash
 from corpus.publish.layout import LayoutOptions, build
+from corpus.splits import SplitRule
 from corpus.tokens import bpe
 from corpus.tokens.shards import TokenShardJob, TokenShardOptions
 from corpus.train.data import TokenShards
@@ -148,7 +149,7 @@ def prepare(work: Path, mb: float) -> dict[str, Any]:
                                               valid_fraction=0.01),
                             DatasetDir(url), DatasetDir(str(work / "tokens")))
         manifest = engine.run(job, replace_stale=True)
-    layout = build(url, str(work / "parquet"), LayoutOptions(split_valid=0.01, split_by="id"))
+    layout = build(url, str(work / "parquet"), LayoutOptions(SplitRule(0.01)))
     content = sum(int(pc.sum(pc.binary_length(pq.read_table(p, columns=["content"])
                                               .column("content"))).as_py() or 0)
                   for p in sorted((work / "sample").glob("part-*.parquet")))

@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 
 from corpus.cli import _print_stats, cli, console, out
+from corpus.splits import cli_options as split_options
 
 
 def extract_bigquery(query: str, params: dict[str, str], out_dir: str | None,
@@ -42,38 +43,53 @@ def extract_bigquery(query: str, params: dict[str, str], out_dir: str | None,
 
 @cli.command()
 @click.argument("directory", metavar="DIR")
-@click.option("--repo-id", required=True, metavar="ORG/NAME", help="Hub dataset repository.")
+@click.option("--repo-id", required=True, metavar="ORG/NAME", help="Hub repository.")
+@click.option("--type", "repo_type", type=click.Choice(["dataset", "model"]), default="dataset",
+              show_default=True, help="dataset: a dataset directory or a `corpus shard "
+              "--format parquet` output; model: a Hugging Face model folder.")
 @click.option("--private", is_flag=True, help="Create the repository private.")
-@click.option("--split-valid", type=float, default=None, metavar="FRACTION",
-              help="Documents for a validation split, chosen by a hash of repo_name and path "
-              "(the same ones on every run).")
-@click.option("--valid-from", default=None, metavar="FILE",
-              help="Repositories (repo_name, one per line) whose files form the validation "
-              "split.")
-@click.option("--shard-size", default="500MB", show_default=True, metavar="SIZE",
-              help="Content bytes per Parquet shard.")
+@split_options
+@click.option("--split-valid", type=click.FloatRange(0, 1, max_open=True), default=None,
+              metavar="F", help="Deprecated: the same as --valid-fraction.")
+@click.option("--shard-size", default=None, metavar="SIZE",
+              help="Content bytes per Parquet shard [default: 500MB].")
 @click.option("--staging", default=None, metavar="FOLDER",
               help="Keep the Hub layout here; a re-run reuses it. Default: a temp folder.")
 @click.option("--message", default=None, help="Commit message.")
 @click.option("--deadline", type=click.FloatRange(1), default=60.0, show_default=True,
               metavar="SECONDS", help="Timeout of each connection, read and write.")
-def push(directory: str, repo_id: str, private: bool, split_valid: float | None,
-         valid_from: str | None, shard_size: str, staging: str | None,
+def push(directory: str, repo_id: str, repo_type: str, private: bool, splits: str | None,
+         valid_fraction: float | None, test_fraction: float | None, valid_from: str | None,
+         split_valid: float | None, shard_size: str | None, staging: str | None,
          message: str | None, deadline: float) -> None:
-    """Upload a dataset directory to the Hugging Face Hub: Parquet shards under data/ and a
-    dataset card with its licenses, languages and every stage's statistics. The token comes
-    from HF_TOKEN or `hf auth login`."""
-    from corpus.publish.layout import LayoutOptions
+    """Upload a dataset directory to the Hugging Face Hub: Parquet shards under data/ (split
+    by the rule of `corpus shard`) and a dataset card with its licenses, languages and every
+    stage's statistics; a `corpus shard --format parquet` output as it is; with --type model,
+    a model folder. The token comes from HF_TOKEN or `hf auth login`."""
+    from corpus.errors import ConfigError
     from corpus.publish.push import PushOptions
     from corpus.publish.push import push as do_push
+    from corpus.splits import rule_of
     from corpus.units import parse_size
 
-    if split_valid is not None and valid_from is not None:
-        raise click.UsageError("choose one of --split-valid and --valid-from")
-    opts = PushOptions(repo_id, private, LayoutOptions(split_valid, valid_from,
-                                                       parse_size(shard_size)),
-                       staging, message, deadline)
-    result = do_push(directory, opts, say=lambda m: console.print(escape(m), highlight=False))
-    for split, v in result["splits"].items():
+    say = lambda m: console.print(escape(m), highlight=False)  # noqa: E731
+    if split_valid is not None:
+        if valid_fraction is not None:
+            raise ConfigError("--split-valid is the deprecated name of --valid-fraction: "
+                              "give only --valid-fraction")
+        say("--split-valid is deprecated: use --valid-fraction (the split is by a hash of "
+            "the document id now, the rule of `corpus shard`)")
+        valid_fraction = split_valid
+    asked = [splits, valid_fraction, test_fraction, valid_from, shard_size, staging]
+    if repo_type == "model" and any(v is not None for v in asked):
+        raise ConfigError("--splits, --valid-fraction, --test-fraction, --valid-from, "
+                          "--shard-size and --staging are for --type dataset only")
+    rule = None
+    if any(v is not None for v in (splits, valid_fraction, test_fraction, valid_from)):
+        rule = rule_of(splits, valid_fraction, test_fraction, valid_from)
+    opts = PushOptions(repo_id, private, rule, parse_size(shard_size) if shard_size else None,
+                       staging, message, deadline, repo_type)
+    result = do_push(directory, opts, say=say)
+    for split, v in result.get("splits", {}).items():
         out.print(f"{split}: {v['rows']:,} rows in {v['shards']} shards")
     out.print(result["url"])

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from corpus.cli import _print_stats, cli, console, engine_options, out
+from corpus.splits import cli_options as split_options
 from corpus.train.launch import options as launch_options
 
 
@@ -46,14 +47,12 @@ def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: 
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "tokens"]), required=True,
-              help="parquet: Hub-layout shards with a train/validation split; tokens: packed "
-              "token sequences (Arrow IPC) for training.")
+              help="parquet: Hub-layout shards and their dataset card; tokens: packed token "
+              "sequences (Arrow IPC) for training.")
 @click.option("--shard-size", default=None, metavar="SIZE",
               help="Target shard size (default: 256MB of tokens; 500MB of content for "
               "parquet).")
-@click.option("--valid-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.01,
-              show_default=True, help="Documents (by a hash of their id) in the validation "
-              "split.")
+@split_options
 @click.option("--tokenizer", "tokenizer_dir", default=None, metavar="DIR",
               help="tokens: the tokenizer folder (corpus tokenizer train).")
 @click.option("--seq-len", type=click.IntRange(1), default=1024, show_default=True,
@@ -62,14 +61,19 @@ def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: 
               help="tokens: document order before packing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None,
-          valid_fraction: float, tokenizer_dir: str | None, seq_len: int, seed: int,
-          overwrite: bool, engine: Any) -> None:
-    """Shards for people and the Hub (parquet) or for streamed training (tokens)."""
+def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None, splits: str | None,
+          valid_fraction: float | None, test_fraction: float | None, valid_from: str | None,
+          tokenizer_dir: str | None, seq_len: int, seed: int, overwrite: bool,
+          engine: Any) -> None:
+    """Shards for people and the Hub (parquet, with a dataset card) or for streamed training
+    (tokens), split into train / validation / test by corpus/splits.py's rule."""
     from corpus import pipeline
     from corpus.io import DatasetDir
 
-    options: dict[str, Any] = {"format": fmt, "valid_fraction": valid_fraction}
+    given = {"splits": splits, "valid_fraction": valid_fraction,
+             "test_fraction": test_fraction, "valid_from": valid_from}
+    options: dict[str, Any] = {"format": fmt} | {k: v for k, v in given.items()
+                                                 if v is not None}
     if shard_size:
         options["shard_bytes"] = shard_size
     if fmt == "tokens":

@@ -26,7 +26,8 @@ def row_hash(table: pa.Table | pa.RecordBatch, columns: list[str], salt: str = "
 
 def validation_mask(table: pa.Table | pa.RecordBatch, fraction: float) -> np.ndarray:
     """Rows whose document id puts them in the validation split. By id (the content's blob
-    sha), so copies of one content never straddle train and validation."""
+    sha), so copies of one content never straddle train and validation. The validation part
+    of corpus/splits.py's rule (its `assign` gives the same rows, tested)."""
     if fraction <= 0:
         return np.zeros(table.num_rows, bool)
     return row_hash(table, ["id"], "split") < np.uint64(min(int(fraction * 2.0**64), 2**64 - 1))

@@ -154,6 +154,15 @@ def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
                      overwrite=kw.get("overwrite", False))
 
 
+def _export(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+            **kw: Any) -> dict[str, Any]:
+    from corpus.train.export import export
+
+    if not input_url:
+        raise ConfigError(f"stage {spec.name} (export) needs `input`: a train stage")
+    return {**export(input_url, out.path, options_of(spec)), "out": out.url}
+
+
 #: Stage kinds a config can name. A new stage kind adds one entry here and one to
 #: corpus/stage_options.py PARSERS (its options and their checks).
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -167,6 +176,7 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "tokenizer": _tokenizer,
     "shard": _shard,
     "train": _train,
+    "export": _export,
 }
 
 
@@ -242,6 +252,10 @@ def describe(result: dict[str, Any]) -> str | None:
         from corpus.train.launch import describe as train
 
         return train(result)
+    if "architecture" in result and "tag" in result:
+        from corpus.train.export import describe as export
+
+        return export(result, str(result.get("out", "")))
     if result.get("stage") == "shard-parquet":
         return str(result["summary"])
     if "trained_docs" in result:

@@ -156,13 +156,17 @@ def _tokenizer(t: dict[str, Any], where: str, input: str | None, files: bool) ->
 
 def _shard(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
     fmt = choice(t, "format", ("parquet", "tokens"), where)
-    if fmt == "tokens":
-        from corpus.tokens.shards import TokenShardOptions
-
-        return validate(TokenShardOptions, t, f'{where}, format "tokens"')
     from corpus.publish.shards import ParquetShardOptions
+    from corpus.tokens.shards import TokenShardOptions
 
-    return validate(ParquetShardOptions, t, f'{where}, format "parquet"')
+    cls: type = TokenShardOptions if fmt == "tokens" else ParquetShardOptions
+    where = f'{where}, format "{fmt}"'
+    opts = validate(cls, t, where)
+    with about(where):  # the split rule of corpus/splits.py: a preset or fractions, sum < 1
+        opts.split_rule()
+    if files and opts.valid_from:
+        _missing([opts.valid_from], where, "valid_from")
+    return opts
 
 
 def _train(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
@@ -178,6 +182,12 @@ def _train(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any
     return opts
 
 
+def _export(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
+    from corpus.train.export import ExportOptions
+
+    return validate(ExportOptions, t, where)
+
+
 #: kind -> (table, where, input, files) -> its Options object; one entry per kind of KINDS
 PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "github-tables": _github_tables,
@@ -190,4 +200,5 @@ PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "tokenizer": _tokenizer,
     "shard": _shard,
     "train": _train,
+    "export": _export,
 }

@@ -62,6 +62,18 @@ def engine():
 
 
 @pytest.fixture(scope="session")
+def hub():
+    """The Hub stand-in (tests/hub_server.py) on HUB_PORT, where HF_ENDPOINT points; once per
+    session, for every module that pushes. Organization "not-mine" is forbidden (403)."""
+    from tests.hub_server import serve
+
+    server, state = serve(HUB_PORT, HUB_TOKEN)
+    state.forbidden.add("not-mine")
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
 def site_tables(tmp_path_factory, engine) -> Path:
     """GitHub-shaped tables of DISTS, built once per session."""
     out = tmp_path_factory.mktemp("tables")

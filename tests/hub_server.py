@@ -1,11 +1,13 @@
-"""A Hugging Face Hub stand-in for tests: stdlib only, in memory, dataset repos only.
+"""A Hugging Face Hub stand-in for tests: stdlib only, in memory, dataset and model repos.
 
 No local Hub server exists on any package registry (../shared/COMPONENTS.md, section 3: the
 candidates are a CLI without its server, a read-only mirror, name reservations), so this is the
 one fake in the suite. It serves exactly the endpoints the real `huggingface_hub` and `datasets`
 clients call for create_repo, upload_folder (with HF_HUB_DISABLE_XET=1: git-LFS "basic"
-transfers), dataset_info, HfFileSystem and load_dataset (also streaming). It checks the bearer
-token (401 otherwise) and answers 403 for organizations listed in `forbidden`.
+transfers), dataset_info, HfFileSystem and load_dataset (also streaming), and for model repos
+(`repos` holds datasets, `models` models: the Hub's URLs for them have no `datasets/` part)
+upload_folder and snapshot_download. It checks the bearer token (401 otherwise) and answers 403
+for organizations listed in `forbidden`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class Repo:
 @dataclass
 class HubState:
     token: str
-    repos: dict[str, Repo] = field(default_factory=dict)
+    repos: dict[str, Repo] = field(default_factory=dict)  # dataset repos
+    models: dict[str, Repo] = field(default_factory=dict)  # model repos
     objects: dict[str, bytes] = field(default_factory=dict)  # LFS oid -> bytes
     forbidden: set[str] = field(default_factory=set)  # namespaces the token may not write
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -81,8 +84,12 @@ class Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         return self.headers.get("Authorization") == f"Bearer {self.state.token}"
 
-    def _repo(self, repo_id: str) -> Repo | None:
-        repo = self.state.repos.get(repo_id)
+    def _repos(self, kind: str | None) -> dict[str, Repo]:
+        """kind: "datasets", or "models" / "" (model URLs have no prefix)."""
+        return self.state.repos if kind == "datasets" else self.state.models
+
+    def _repo(self, repo_id: str, kind: str | None = "datasets") -> Repo | None:
+        repo = self._repos(kind).get(repo_id)
         if repo is None or (repo.private and not self._authorized()):
             self._error(404, f"Repository {repo_id} not found", "RepoNotFound")
             return None
@@ -124,19 +131,21 @@ class Handler(BaseHTTPRequestHandler):
         name = f"{spec.get('organization') or 'tester'}/{spec['name']}"
         if not self._write_access(name):
             return None
-        url = f"http://{self.headers['Host']}/datasets/{name}"
-        if name in self.state.repos:
-            return self._send(409, {"error": "You already created this dataset repo",
+        kind = "datasets" if spec.get("type") == "dataset" else "models"
+        url = f"http://{self.headers['Host']}/{'datasets/' if kind == 'datasets' else ''}{name}"
+        if name in self._repos(kind):
+            return self._send(409, {"error": f"You already created this {kind[:-1]} repo",
                                     "url": url})
-        self.state.repos[name] = Repo(private=bool(spec.get("private")))
+        self._repos(kind)[name] = Repo(private=bool(spec.get("private"))
+                                       or spec.get("visibility") == "private")
         self._send(200, {"url": url, "name": name})
 
     def validate_yaml(self) -> None:
         self._body()
         self._send(200, {"errors": [], "warnings": []})
 
-    def info(self, repo: str, rev: str | None = None) -> None:
-        r = self._repo(repo)
+    def info(self, kind: str | None, repo: str, rev: str | None = None) -> None:
+        r = self._repo(repo, kind)
         if r is None:
             return None
         if rev not in (None, "main", r.sha):
@@ -146,16 +155,16 @@ class Handler(BaseHTTPRequestHandler):
                          "tags": [], "lastModified": "2026-01-01T00:00:00.000Z",
                          "siblings": [{"rfilename": f} for f in sorted(r.files)]})
 
-    def preupload(self, repo: str, rev: str) -> None:
-        if not self._write_access(repo) or self._repo(repo) is None:
+    def preupload(self, kind: str | None, repo: str, rev: str) -> None:
+        if not self._write_access(repo) or self._repo(repo, kind) is None:
             return None
         files = json.loads(self._body())["files"]
         self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False,
-                                    "uploadMode": "lfs" if f["path"].endswith(".parquet")
+                                    "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES)
                                     else "regular"} for f in files]})
 
-    def lfs_batch(self, repo: str) -> None:
-        if not self._write_access(repo) or self._repo(repo) is None:
+    def lfs_batch(self, kind: str | None, repo: str) -> None:
+        if not self._write_access(repo) or self._repo(repo, kind) is None:
             return None
         spec = json.loads(self._body())
         base = f"http://{self.headers['Host']}/lfs-upload"
@@ -181,10 +190,10 @@ class Handler(BaseHTTPRequestHandler):
         self._body()
         self._send(200 if oid in self.state.objects else 404, {})
 
-    def commit(self, repo: str, rev: str) -> None:
+    def commit(self, kind: str | None, repo: str, rev: str) -> None:
         if not self._write_access(repo):
             return None
-        r = self._repo(repo)
+        r = self._repo(repo, kind)
         if r is None:
             return None
         files, lfs = dict(r.files), set(r.lfs)
@@ -209,7 +218,8 @@ class Handler(BaseHTTPRequestHandler):
         r.files, r.lfs = files, lfs
         r.commits.append(hashlib.sha1(json.dumps(
             [r.sha, {k: _oid(v) for k, v in sorted(files.items())}]).encode()).hexdigest())
-        url = f"http://{self.headers['Host']}/datasets/{repo}/commit/{r.sha}"
+        url = f"http://{self.headers['Host']}/{kind + '/' if kind == 'datasets' else ''}" \
+              f"{repo}/commit/{r.sha}"
         self._send(200, {"commitUrl": url, "commitOid": r.sha, "pullRequestUrl": None,
                          "success": True})
 
@@ -223,8 +233,8 @@ class Handler(BaseHTTPRequestHandler):
             return e
         return {"type": "directory", "path": path, "oid": _git_oid(path.encode())}
 
-    def tree(self, repo: str, rev: str, path: str = "") -> None:
-        r = self._repo(repo)
+    def tree(self, kind: str | None, repo: str, rev: str, path: str = "") -> None:
+        r = self._repo(repo, kind)
         if r is None:
             return None
         prefix = path.strip("/")
@@ -245,8 +255,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(404, f"{path} does not exist", "EntryNotFound")
         self._send(200, list(seen.values()))
 
-    def paths_info(self, repo: str, rev: str) -> None:
-        r = self._repo(repo)
+    def paths_info(self, kind: str | None, repo: str, rev: str) -> None:
+        r = self._repo(repo, kind)
         if r is None:
             return None
         body = self._body()
@@ -257,8 +267,8 @@ class Handler(BaseHTTPRequestHandler):
         dirs = {"/".join(f.split("/")[:i]) for f in r.files for i in range(1, f.count("/") + 1)}
         self._send(200, [self._entry(r, p) for p in paths if p in r.files or p in dirs])
 
-    def resolve(self, repo: str, rev: str, path: str) -> None:
-        r = self._repo(repo)
+    def resolve(self, kind: str | None, repo: str, rev: str, path: str) -> None:
+        r = self._repo(repo, kind)
         if r is None:
             return None
         if path not in r.files:
@@ -277,22 +287,26 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, data, headers, "application/octet-stream")
 
 
+#: Files stored as LFS objects (what the Hub's .gitattributes sends to LFS).
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin")
 REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
 REV = r"(?P<rev>[^/]+)"
+API = r"/api/(?P<kind>datasets|models)"  # the repo type's API prefix
+FILES = r"(?:/(?P<kind>datasets))?"  # file URLs: /datasets/ORG/NAME/…, or /ORG/NAME/… (models)
 ROUTES = [
     (r"/api/whoami-v2", ("GET", "whoami")),
     (r"/api/repos/create", ("POST", "create")),
     (r"/api/validate-yaml", ("POST", "validate_yaml")),
-    (rf"/api/datasets/{REPO}", ("GET", "info")),
-    (rf"/api/datasets/{REPO}/revision/{REV}", ("GET", "info")),
-    (rf"/api/datasets/{REPO}/preupload/{REV}", ("POST", "preupload")),
-    (rf"/api/datasets/{REPO}/commit/{REV}", ("POST", "commit")),
-    (rf"/api/datasets/{REPO}/tree/{REV}/?(?P<path>.*)", ("GET", "tree")),
-    (rf"/api/datasets/{REPO}/paths-info/{REV}", ("POST", "paths_info")),
-    (rf"/datasets/{REPO}\.git/info/lfs/objects/batch", ("POST", "lfs_batch")),
+    (rf"{API}/{REPO}", ("GET", "info")),
+    (rf"{API}/{REPO}/revision/{REV}", ("GET", "info")),
+    (rf"{API}/{REPO}/preupload/{REV}", ("POST", "preupload")),
+    (rf"{API}/{REPO}/commit/{REV}", ("POST", "commit")),
+    (rf"{API}/{REPO}/tree/{REV}/?(?P<path>.*)", ("GET", "tree")),
+    (rf"{API}/{REPO}/paths-info/{REV}", ("POST", "paths_info")),
+    (rf"{FILES}/{REPO}\.git/info/lfs/objects/batch", ("POST", "lfs_batch")),
     (r"/lfs-upload/(?P<oid>[0-9a-f]{64})", ("PUT", "lfs_put")),
     (r"/lfs-upload/(?P<oid>[0-9a-f]{64})/verify", ("POST", "lfs_verify")),
-    (rf"/datasets/{REPO}/resolve/{REV}/(?P<path>.+)", ("GET", "resolve")),
+    (rf"{FILES}/{REPO}/resolve/{REV}/(?P<path>.+)", ("GET", "resolve")),
 ]
 
 

@@ -102,6 +102,12 @@ input = "tokens"
 model = "{model}"
 deepspeed = "{deepspeed}"
 max_steps = 2
+
+[[stages]]
+name = "model"
+kind = "export"
+input = "train"
+license = "apache-2.0"
 """
 
 TINY = ROOT / "pipelines" / "train" / "tiny.toml"
@@ -348,6 +354,8 @@ SAME_BOUNDS = [
     ("tokenizer train", "heldout", "TokenizerOptions", "heldout_fraction"),
     ("shard", "valid_fraction", "TokenShardOptions", "valid_fraction"),
     ("shard", "valid_fraction", "ParquetShardOptions", "valid_fraction"),
+    ("shard", "test_fraction", "TokenShardOptions", "test_fraction"),
+    ("shard", "test_fraction", "ParquetShardOptions", "test_fraction"),
     ("shard", "seq_len", "TokenShardOptions", "seq_len"),
     ("train", "max_steps", TrainStage, "max_steps"),
     ("train", "steps", TrainStage, "steps"),

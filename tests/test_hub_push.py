@@ -19,20 +19,11 @@ from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
 from corpus.io import DatasetDir
 from corpus.publish.card import HUB_LICENSES, size_category
 from corpus.publish.layout import LayoutOptions, build
-from tests.conftest import HUB_PORT, HUB_TOKEN, QUERIES, free_port, run_cli
-from tests.hub_server import serve
+from corpus.splits import SplitRule
+from tests.conftest import HUB_TOKEN, QUERIES, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 KEYS = ["repo_name", "path", "content"]
-
-
-@pytest.fixture(scope="module")
-def hub():
-    """The Hub stand-in on HUB_PORT, where conftest pointed HF_ENDPOINT."""
-    server, state = serve(HUB_PORT, HUB_TOKEN)
-    state.forbidden.add("not-mine")
-    yield state
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +57,7 @@ def test_push_then_load_dataset_gives_the_same_rows(hub, filtered, tmp_path):
     import datasets
     from huggingface_hub import DatasetCard
 
-    r = run_cli("push", str(filtered), "--repo-id", "corpus-tests/python", "--split-valid",
+    r = run_cli("push", str(filtered), "--repo-id", "corpus-tests/python", "--valid-fraction",
                 "0.2", "--shard-size", "1MB")
     assert r.returncode == 0, r.stderr
     no_token(r.stdout, r.stderr)
@@ -103,7 +94,7 @@ def test_push_then_load_dataset_gives_the_same_rows(hub, filtered, tmp_path):
 
 
 def test_split_is_deterministic_across_partitionings(engine, site_tables, filtered, tmp_path):
-    """--split-valid hashes (repo_name, path): the same documents whatever the partitioning;
+    """--valid-fraction hashes the document id: the same documents whatever the partitioning;
     --valid-from takes exactly the listed repositories."""
     other = tmp_path / "one-partition"
     engine.run(ExtractJob(ExtractOptions(str(QUERIES / "github_python.sql"), str(site_tables),
@@ -112,13 +103,13 @@ def test_split_is_deterministic_across_partitionings(engine, site_tables, filter
     assert len(list(other.glob("part-*"))) == 1 < len(list(raw.glob("part-*")))
 
     def valid_keys(url: str, folder: Path, **kw) -> set:
-        layout = build(url, str(folder), LayoutOptions(**kw))
+        layout = build(url, str(folder), LayoutOptions(SplitRule(**kw)))
         t = pq.read_table([folder / f for f in layout.splits["validation"]["files"]])
         return set(zip(t.column("repo_name").to_pylist(), t.column("path").to_pylist(),
                        strict=True))
 
-    a = valid_keys(str(raw), tmp_path / "a", split_valid=0.3)
-    b = valid_keys(str(other), tmp_path / "b", split_valid=0.3)
+    a = valid_keys(str(raw), tmp_path / "a", valid_fraction=0.3)
+    b = valid_keys(str(other), tmp_path / "b", valid_fraction=0.3)
     assert a == b and 0.2 < len(a) / documents(raw).num_rows < 0.4
     repos = sorted(set(documents(raw).column("repo_name").to_pylist()))[:2]
     (tmp_path / "valid.txt").write_text("# held out\n" + "\n".join(repos) + "\n")
@@ -141,17 +132,90 @@ def test_repush_reuses_staging_and_keeps_the_repo_identical(hub, filtered, tmp_p
     assert "reusing the staged layout" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in staging.rglob("*.parquet")} == stamp
     assert hub.repos["corpus-tests/again"].files == files
-    # a different split replaces the shards: no stale train shard is left behind
+    # a different split replaces the shards: no stale train shard is left behind (and the
+    # deprecated --split-valid still works, saying so)
     third = run_cli(*args, "--split-valid", "0.5")
     assert third.returncode == 0, third.stderr
+    assert "--split-valid is deprecated: use --valid-fraction" in third.stderr
     repo_files = set(hub.repos["corpus-tests/again"].files)
     assert {f for f in repo_files if f.startswith("data/")} == {
         str(p.relative_to(staging)) for p in (staging / "data").glob("*.parquet")}
     no_token(first.stderr, second.stderr, third.stderr, first.stdout)
 
 
+def test_push_of_a_shard_folder_uploads_it_as_it_is(hub, filtered, tmp_path):
+    """`corpus shard --format parquet` writes Hub layout and its card: the folder loads with
+    datasets as it is, and push sends exactly its README.md and data/ (no re-sharding)."""
+    import datasets
+
+    out = tmp_path / "pq"
+    split = ["--valid-fraction", "0.1", "--test-fraction", "0.1"]
+    r = run_cli("shard", str(filtered), str(out), "--format", "parquet", "--shard-size", "1MB",
+                *split, "--workers", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    local = datasets.load_dataset(str(out))  # the card's configs name each split's files
+    assert set(local) == {"train", "validation", "test"}
+    assert sum(d.num_rows for d in local.values()) == documents(filtered).num_rows
+    for s in local:
+        assert sorted(local[s]["id"]) == sorted(pq.read_table(sorted(
+            (out / "data").glob(f"{s}-*.parquet"))).column("id").to_pylist())
+
+    r = run_cli("push", str(out), "--repo-id", "corpus-tests/sharded", *split)
+    assert r.returncode == 0, r.stderr
+    assert "as it is" in r.stderr
+    sent = hub.repos["corpus-tests/sharded"].files
+    want = {str(p.relative_to(out)): p.read_bytes()
+            for p in [out / "README.md", *(out / "data").glob("*.parquet")]}
+    assert {k: v for k, v in sent.items() if k != ".gitattributes"} == want
+    pushed = datasets.load_dataset("corpus-tests/sharded")
+    assert {s: sorted(d["id"]) for s, d in pushed.items()} == {
+        s: sorted(d["id"]) for s, d in local.items()}
+
+    # other split or shard options would need new shards: refused, in one line
+    for extra in (["--valid-fraction", "0.2"], ["--shard-size", "2MB"]):
+        r = run_cli("push", str(out), "--repo-id", "corpus-tests/sharded", *extra)
+        assert r.returncode == 1 and "push uploads it as it is" in r.stderr, r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("error:")
+    no_token(r.stdout, r.stderr)
+
+
+def test_push_model_folder_then_from_pretrained(hub, tmp_path):
+    """--type model: a transformers folder (made here, nothing fetched by name) goes to a model
+    repository; downloaded back from the Hub stand-in it loads with the same weights."""
+    import torch
+    from huggingface_hub import snapshot_download
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=300))
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    (folder / "README.md").write_text("---\nlibrary_name: transformers\n---\n# tiny\n")
+    r = run_cli("push", str(folder), "--type", "model", "--repo-id", "corpus-tests/tiny-gpt2")
+    assert r.returncode == 0, r.stderr
+    no_token(r.stdout, r.stderr)
+    assert "corpus-tests/tiny-gpt2" not in hub.repos  # a model repository, not a dataset
+    sent = set(hub.models["corpus-tests/tiny-gpt2"].files)
+    assert {"config.json", "model.safetensors", "README.md"} <= sent
+    back = snapshot_download("corpus-tests/tiny-gpt2", cache_dir=str(tmp_path / "cache"))
+    loaded = GPT2LMHeadModel.from_pretrained(back)
+    ids = torch.arange(12).reshape(2, 6)
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model.eval()(ids).logits)
+
+    (folder / "model.safetensors").unlink()
+    for args, expect in ((["--type", "model"], "has no model.safetensors"),
+                         (["--type", "model", "--valid-fraction", "0.1"], "--type dataset only"),
+                         (["--type", "model", "--staging", "x"], "--type dataset only")):
+        r = run_cli("push", str(folder), "--repo-id", "corpus-tests/tiny-gpt2", *args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and expect in lines[-1] and lines[-1].startswith("error:"), \
+            r.stderr
+        assert "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("case", ["bad-token", "forbidden", "unreachable", "both-splits",
-                                  "missing-input", "bad-repo-id"])
+                                  "preset-and-fraction", "missing-input", "bad-repo-id"])
 def test_failures_are_one_clear_sentence(hub, filtered, tmp_path, case):
     env, repo, extra, src = {}, "corpus-tests/errors", [], str(filtered)
     expect, code = "", 1
@@ -163,7 +227,9 @@ def test_failures_are_one_clear_sentence(hub, filtered, tmp_path, case):
         env["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
         extra, expect = ["--deadline", "3"], "cannot reach the Hugging Face Hub"
     elif case == "both-splits":
-        extra, expect, code = ["--split-valid", "0.1", "--valid-from", "x"], "choose one", 2
+        extra, expect = ["--valid-fraction", "0.1", "--valid-from", "x"], "choose one of"
+    elif case == "preset-and-fraction":
+        extra, expect = ["--splits", "polycoder", "--test-fraction", "0.1"], "not both"
     elif case == "missing-input":
         src, expect = str(tmp_path / "nothing-here"), "no such dataset directory"
     elif case == "bad-repo-id":
@@ -173,6 +239,8 @@ def test_failures_are_one_clear_sentence(hub, filtered, tmp_path, case):
     assert time.monotonic() - t0 < 60
     assert r.returncode == code, r.stderr
     assert expect in r.stderr and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and sum(x.startswith("error:") for x in lines) == 1
     no_token(r.stdout, r.stderr)
 
 

@@ -24,6 +24,7 @@ from corpus.io import DatasetDir
 from corpus.keys import validation_mask
 from corpus.publish.layout import LayoutOptions, build
 from corpus.publish.shards import ParquetShardOptions, parquet_shards
+from corpus.splits import SplitRule
 from corpus.units import parse_size
 from tests.conftest import ROOT, parquet_files, run_cli
 
@@ -179,9 +180,9 @@ def test_empty_validation_split_gives_a_train_split_only(engine, tmp_path):
     assert "validation: no document fell in it" in m["summary"]
     none = _shards(engine, src, tmp_path / "none", fraction=0, shard="1MB")
     assert set(none["parquet"]["splits"]) == {"train"} and "validation" not in none["summary"]
-    # a push asked for a validation split: an empty one is an error there
-    with pytest.raises(ConfigError, match="validation split came out empty"):
-        build(str(src), str(tmp_path / "stage"), LayoutOptions(split_valid=1e-6))
+    # push follows the same rule: an empty split is absent there too
+    layout = build(str(src), str(tmp_path / "stage"), LayoutOptions(SplitRule(1e-6)))
+    assert set(layout.splits) == {"train"} and layout.rows_in == 5
 
 
 def test_no_documents_is_one_clear_error(tmp_path):

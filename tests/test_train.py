@@ -30,7 +30,8 @@ def _events(run: Path, kind: str) -> list[dict]:
 
 def _common(tokens: Path, out: Path, max_steps: int) -> list[str]:
     return ["--data", str(tokens), "--model", MODEL, "--deepspeed", ZERO2, "--out", str(out),
-            "--max-steps", str(max_steps), "--steps", "40", "--micro-batch", "2"]
+            "--max-steps", str(max_steps), "--steps", "40", "--micro-batch", "2",
+            "--global-batch", "4"]
 
 
 @pytest.mark.slow

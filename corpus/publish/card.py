@@ -1,5 +1,7 @@
-"""The dataset card (README.md with YAML metadata) of a pushed corpus: what it is, where it
-came from, and what each stage removed, from the manifests of the stage chain."""
+"""The dataset card (README.md with YAML metadata) of a pushed corpus and of `corpus shard
+--format parquet` output: what it is, where it came from, and what each stage removed, from the
+manifests of the stage chain. Its `configs` name each split's files, so `datasets.load_dataset`
+of the folder or of the Hub repository gives the splits."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 
 from corpus.io import DatasetDir
 from corpus.manifest import resolve_url
-from corpus.publish.layout import Layout
 from corpus.units import format_bytes
+
+FILE = "README.md"
 
 #: License ids the Hub's metadata accepts that extraction produces (SPDX, lowercased); any
 #: other value (an expression like "mit and apache-2.0", a custom key) makes the card say
@@ -48,12 +51,14 @@ def stage_chain(url: str, limit: int = 20) -> list[dict[str, Any]]:
     return chain[::-1]
 
 
-def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
-           languages: dict[str, int]) -> Any:
-    """A huggingface_hub DatasetCard (so it is exactly what the Hub parses)."""
+def render(repo_id: str, splits: dict[str, dict[str, Any]], url: str, licenses: dict[str, int],
+           languages: dict[str, int], rule: str | None = None) -> Any:
+    """A huggingface_hub DatasetCard (so it is exactly what the Hub parses) of these splits
+    (name -> files relative to the folder, rows, content_bytes); `rule`: the split rule in
+    words."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    rows = sum(s["rows"] for s in layout.splits.values())
+    rows = sum(s["rows"] for s in splits.values())
     known = sorted(k for k in licenses if k in HUB_LICENSES)
     other = sorted(k for k in licenses if k not in HUB_LICENSES)
     data = DatasetCardData(
@@ -62,10 +67,10 @@ def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
         language=["code"], tags=["code", "corpus"], pretty_name=repo_id.split("/")[-1],
         size_categories=[size_category(rows)], task_categories=["text-generation"],
         configs=[{"config_name": "default", "data_files": [
-            {"split": s, "path": f"data/{s}-*"} for s in layout.splits]}],
+            {"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
         dataset_info={"features": None, "splits": [
             {"name": s, "num_examples": v["rows"], "num_bytes": v["content_bytes"]}
-            for s, v in layout.splits.items()]},
+            for s, v in splits.items()]},
     )
     data_dict = data.to_dict()
     data_dict["dataset_info"].pop("features", None)
@@ -75,9 +80,10 @@ def render(repo_id: str, layout: Layout, url: str, licenses: dict[str, int],
             "from the extraction to the last stage listed below. One row per file: "
             "`content` plus `repo_name`, `path`, `license`, `language`, the blob `id` and "
             "the metrics the filters computed.", "",
-            "## Splits", "", "| split | files | content | shards |", "|---|---|---|---|"]
+            "## Splits", "", *([f"Split rule: {rule}.", ""] if rule else []),
+            "| split | files | content | shards |", "|---|---|---|---|"]
     body += [f"| {s} | {v['rows']:,} | {format_bytes(v['content_bytes'])} | {len(v['files'])} |"
-             for s, v in layout.splits.items()]
+             for s, v in splits.items()]
     body += ["", "## Languages", "", "| language | files |", "|---|---|"]
     body += [f"| {k} | {v:,} |" for k, v in sorted(languages.items(), key=lambda x: -x[1])]
     body += ["", "## Licenses", "",

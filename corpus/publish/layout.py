@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import ConfigError, InvariantError
+from corpus.errors import InvariantError
 from corpus.io import DatasetDir
 from corpus.publish.shard_job import DATA_DIR, STATE, HubShardJob
 from corpus.publish.split import LayoutOptions
@@ -35,8 +35,8 @@ class Layout:
 
 def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
     """Write the Hub layout of dataset `url` into the local `folder` (reused when a previous
-    run wrote the same input with the same options). An empty validation split is an error:
-    the push asked for one."""
+    run wrote the same input with the same options). A split that gets no document is absent,
+    as in `corpus shard`; a --valid-from list of which no repository is present is an error."""
     job = HubShardJob(DatasetDir(url), DatasetDir(folder), opts)
     root = Path(folder)
     done = job.output.read_json(STATE)
@@ -50,9 +50,6 @@ def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
         job.scan(key)
     job.results["plan"] = job.plan()
     keys = job.partitions() or []
-    if "validation" in job.splits and not any(k.startswith("validation-") for k in keys):
-        raise ConfigError("the validation split came out empty: raise --split-valid, or list "
-                          "repositories that are in the dataset with --valid-from")
     records = [job.run_partition(k) for k in keys]
     written = sum(r["rows"] for r in records)
     if written != job.expected_rows_in():

@@ -1,8 +1,8 @@
 """Hub-layout Parquet shards, `data/<split>-00000-of-000NN.parquet`, as an engine job.
 
 Three steps, like token shards (corpus/tokens/shards.py); only small columns move:
-1. scan (per input partition, in parallel): each document's split (corpus/publish/split.py) and
-   its content length in bytes, kept as `_work/scan/<part>.parquet`;
+1. scan (per input partition, in parallel): each document's split (corpus/splits.py, the rule
+   of every output) and its content length in bytes, kept as `_work/scan/<part>.parquet`;
 2. plan (once), over those two columns alone: each split's documents in input order, cut into
    shards that end at the first document where the shard holds `shard_bytes` of content; per
    shard, the row range it takes from every input partition;
@@ -12,6 +12,8 @@ Three steps, like token shards (corpus/tokens/shards.py); only small columns mov
 A shard depends only on the documents and their order, never on the input's partitioning, on
 batch sizes or on workers, so a resumed run and a repartitioned input give the same bytes.
 Every input row is written to exactly one shard (rows in = rows written; nothing is removed).
+The finished folder carries its dataset card (README.md, corpus/publish/card.py), so
+`datasets.load_dataset(folder)` gives its splits and `corpus push` uploads it as it is.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ import pyarrow.parquet as pq
 
 from corpus import manifest as mf
 from corpus import schema
-from corpus.errors import InputError, InvariantError, SchemaError
+from corpus.errors import ConfigError, InputError, InvariantError, SchemaError
 from corpus.io import DatasetDir
-from corpus.publish.split import LayoutOptions, is_valid, valid_repos
+from corpus.publish import card as cards
+from corpus.publish.split import LayoutOptions
+from corpus.splits import SPLITS, VALIDATION, assign, valid_repos
 from corpus.stage import WORK_DIR, DocumentStats, MapJob
 
 STAGE = "shard-parquet"
-FORMAT = "hub-parquet/1"
+FORMAT = "hub-parquet/2"  # 2: the test split, the dataset card
 SCAN_DIR = f"{WORK_DIR}/scan"
 PLAN = f"{WORK_DIR}/plan.json"
 DATA_DIR = "data"
@@ -67,17 +71,14 @@ class HubShardJob(MapJob):
 
     def __init__(self, input: DatasetDir, output: DatasetDir, opts: LayoutOptions):
         opts.check()
-        self.opts = opts
-        self.repos = valid_repos(opts.valid_from) if opts.valid_from else None
-        self.splits = opts.split_names()
+        self.opts, self.rule = opts, opts.rule
+        self.repos = valid_repos(self.rule.valid_from) if self.rule.valid_from else None
         self.requires = tuple(schema.Column(c, schema.STRING)
-                              for c in [*opts.columns(), "content"])
+                              for c in self._scan_columns())
         self.results: dict[str, Any] = {}
         self.out_schema: pa.Schema | None = None
-        super().__init__(input, output, {
-            "format": FORMAT, "shard_bytes": opts.shard_bytes, "split_by": opts.split_by,
-            "split_valid": opts.split_valid,
-            "valid_from": mf.digest(sorted(self.repos)) if self.repos is not None else None})
+        super().__init__(input, output, {"format": FORMAT, "shard_bytes": opts.shard_bytes,
+                                         **self.rule.config(self.repos)})
         self.fingerprint = mf.fingerprint(self.stage, self.config, self.input_hash)
         if not self.rows_in:  # decided here, from the footers, before any work
             raise InputError(f"{input.url} holds no documents: no shards to write")
@@ -119,7 +120,7 @@ class HubShardJob(MapJob):
         flags, lengths = [np.zeros(0, np.uint8)], [np.zeros(0, np.int64)]
         with self.input.fs.open(self.input.join(self.input.part_file(key)), "rb") as f:
             for b in pq.ParquetFile(f).iter_batches(SCAN_BATCH, columns=self._scan_columns()):
-                flags.append(is_valid(b, self.opts, self.repos).astype(np.uint8))
+                flags.append(assign(b, self.rule, self.repos))
                 lengths.append(pc.fill_null(pc.binary_length(b.column("content")), 0)
                                .to_numpy(zero_copy_only=False).astype(np.int64))
         t = pa.table({"split": np.concatenate(flags), "length": np.concatenate(lengths)})
@@ -128,7 +129,7 @@ class HubShardJob(MapJob):
         return {"rows": t.num_rows, "files": [rel]}
 
     def _scan_columns(self) -> list[str]:
-        return [*self.opts.columns(), "content"]
+        return [*self.rule.columns(), "content"]
 
     def _flags(self, key: str) -> np.ndarray:
         rel = posixpath.join(SCAN_DIR, f"{key}.parquet")
@@ -145,7 +146,10 @@ class HubShardJob(MapJob):
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         flag, length = np.concatenate(flags), np.concatenate(lengths)
         shards: list[dict[str, Any]] = []
-        for code, split in enumerate(self.splits):
+        if self.repos is not None and not (flag == VALIDATION).any():
+            raise ConfigError(f"the validation split came out empty: none of the repositories "
+                              f"listed in {self.rule.valid_from} is in {self.input.url}")
+        for code, split in enumerate(SPLITS):
             sel = np.flatnonzero(flag == code)  # the split's documents, in input order
             bounds = shard_bounds(length[sel], self.opts.shard_bytes)
             for i, (lo, hi) in enumerate(bounds):
@@ -207,7 +211,13 @@ class HubShardJob(MapJob):
     # after every shard ---------------------------------------------------------------------
     def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Per split: its files, documents and content bytes (also in `_layout.json`)."""
-        return {"parquet": {"format": FORMAT, "splits": self.write_state(records)}}
+        splits = self.write_state(records)
+        name = posixpath.basename(self.output.path.rstrip("/"))
+        card = cards.render(name, splits, self.input.url, mf.merge_counts(records, "licenses"),
+                            mf.merge_counts(records, "languages"), self.rule.describe())
+        text = str(card).encode()
+        self.output._atomic(cards.FILE, lambda f: f.write(text))
+        return {"parquet": {"format": FORMAT, "splits": splits, "card": cards.FILE}}
 
     def write_state(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         splits: dict[str, dict[str, Any]] = {}

@@ -1,5 +1,6 @@
-"""`corpus shard IN OUT --format parquet`: Hub-layout Parquet shards with a validation split by
-document id (the same documents `--format tokens` puts in validation), made on the engine
+"""`corpus shard IN OUT --format parquet`: Hub-layout Parquet shards and their dataset card,
+split by corpus/splits.py (the same documents `--format tokens` and `corpus push` put in
+validation and test), made on the engine
 (corpus/publish/shard_job.py), so a killed run resumes per shard, a finished one is reused
 ("up to date") and the manifest accounts for every row like any other stage's."""
 
@@ -8,24 +9,26 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from corpus.config_check import Size, validate
 from corpus.errors import ConfigError
 from corpus.io import MANIFEST, DatasetDir
 from corpus.publish.shard_job import DATA_DIR, STATE, HubShardJob
 from corpus.publish.split import LayoutOptions
+from corpus.splits import Fraction, Preset, SplitChoice, SplitRule, empty_notes
 from corpus.tokens.format import is_local
 from corpus.units import format_bytes
 
 
 @dataclass
-class ParquetShardOptions:
-    #: documents (by id hash) in the validation split
-    valid_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.01
+class ParquetShardOptions(SplitChoice):
+    #: documents (by id hash) in the validation split; None: the preset's (default 0.01)
+    valid_fraction: Fraction | None = None
     shard_bytes: Size = 500 * 10**6  # content bytes per shard (target)
+    test_fraction: Fraction | None = None  # None: the preset's (default 0)
+    splits: Preset | None = None  # a preset of both fractions (corpus/splits.py)
+    valid_from: str | None = None  # validation = these repositories (repo_name per line)
 
     def check(self, where: str) -> None:
         """The annotations' bounds, also for options built in Python rather than a config."""
@@ -45,19 +48,16 @@ def parquet_shards(engine: Any, input: DatasetDir, out: DatasetDir,
         # shards of a corpus version that wrote them without the engine: ours, stale
         shutil.rmtree(out.join(DATA_DIR), ignore_errors=True)
         out.fs.rm(out.join(STATE))
-    opts = LayoutOptions(split_valid=options.valid_fraction or None, split_by="id",
-                         shard_bytes=options.shard_bytes)
+    rule = options.split_rule()
+    opts = LayoutOptions(rule, shard_bytes=options.shard_bytes)
     manifest = engine.run(HubShardJob(input, out, opts), overwrite=overwrite,
                           replace_stale=replace_stale)
-    return {**manifest, "summary": summary(manifest, options.valid_fraction > 0)}
+    return {**manifest, "summary": summary(manifest, rule)}
 
 
-def summary(manifest: dict[str, Any], wants_validation: bool) -> str:
+def summary(manifest: dict[str, Any], rule: SplitRule) -> str:
     splits = manifest["parquet"]["splits"]
     parts = [f"{name}: {s['rows']:,} documents, {format_bytes(s['content_bytes'])} of content "
              f"in {len(s['files'])} shard{'s' if len(s['files']) > 1 else ''}"
              for name, s in splits.items()]
-    if wants_validation and "validation" not in splits:
-        parts.append("validation: no document fell in it (raise --valid-fraction); only a "
-                     "train split was written")
-    return "; ".join(parts)
+    return "; ".join(parts + empty_notes(rule, splits))

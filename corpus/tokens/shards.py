@@ -2,16 +2,18 @@
 
 Three steps on the engine; only small columns move between workers:
 1. tokenize (per input partition, in parallel): encode every document with the corpus's BPE,
-   give it a split (validation by a hash of its id) and a shuffle key (a seeded hash of id, repo,
-   path), sort by (split, key) and keep `_work/tokens/<part>.parquet`.
+   give it a split (corpus/splits.py: the rule of every output, by a hash of its id) and a
+   shuffle key (a seeded hash of id, repo, path), sort by (split, key) and keep
+   `_work/tokens/<part>.parquet`.
 2. plan (once): from the (split, key, n_tokens) columns alone, the global document order of each
    split (by key: shards are not sorted by repository), each document's offset in the split's
    token stream (documents joined by the end-of-text token), and each output shard's token range,
    with the row range it needs from every tokenized partition (a contiguous one, because both
    are sorted by the same key).
 3. pack (per output shard): read those ranges, join, cut rows of seq_len + 1 tokens, write
-   `<split>-NNNNN.arrow` (corpus/tokens/format.py) and `<split>-NNNNN.docs.parquet`, the documents
-   that start in it (id, repo_name, path, start, n_tokens) in stream order.
+   `<split>-NNNNN.arrow` (corpus/tokens/format.py; split train, validation or test) and
+   `<split>-NNNNN.docs.parquet`, the documents that start in it (id, repo_name, path, start,
+   n_tokens) in stream order. A split without documents has no shards and no manifest entry.
 
 The last row of a split is padded with end-of-text tokens; the manifest says how many tokens
 each shard really holds. Documents without content are removed with a reason.
@@ -35,7 +37,18 @@ from corpus import schema
 from corpus.config_check import Size
 from corpus.errors import ConfigError, InputError
 from corpus.io import DatasetDir
-from corpus.keys import row_hash, validation_mask
+from corpus.keys import row_hash
+from corpus.splits import (
+    SPLITS,
+    VALIDATION,
+    Fraction,
+    Preset,
+    SplitChoice,
+    SplitRule,
+    assign,
+    empty_notes,
+    valid_repos,
+)
 from corpus.stage import WORK_DIR, MapJob, reason_counts, removed_rows
 from corpus.tokens import bpe
 from corpus.tokens import format as fmt
@@ -44,24 +57,25 @@ STAGE = "shard-tokens"
 TOKENS_DIR = f"{WORK_DIR}/tokens"
 PLAN = f"{WORK_DIR}/plan.json"
 REMOVED_WORK = f"{WORK_DIR}/removed"
-SPLITS = ("train", "validation")
 ENCODE_BATCH = 512
 
 
 @dataclass
-class TokenShardOptions:
+class TokenShardOptions(SplitChoice):
     tokenizer: str  # folder from `corpus tokenizer train`, or its tokenizer.json
     seq_len: Annotated[int, Field(ge=1)] = 1024  # model context; rows hold seq_len + 1 tokens
     shard_bytes: Size = 256 * 1024 * 1024  # target size of one shard file
-    #: documents (by id hash) in the validation split
-    valid_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.01
+    #: documents (by id hash) in the validation split; None: the preset's (default 0.01)
+    valid_fraction: Fraction | None = None
     seed: int = 0  # document order before packing
+    test_fraction: Fraction | None = None  # None: the preset's (default 0)
+    splits: Preset | None = None  # a preset of both fractions (corpus/splits.py)
+    valid_from: str | None = None  # validation = these repositories (repo_name per line)
 
     def check(self) -> None:
         if self.seq_len < 1:
             raise ConfigError("--seq-len must be at least 1")
-        if not 0 <= self.valid_fraction < 1:
-            raise ConfigError(f"--valid-fraction must be in [0, 1), not {self.valid_fraction}")
+        self.split_rule()
         if self.shard_bytes < 1:
             raise ConfigError("--shard-size must be positive")
 
@@ -77,7 +91,8 @@ class TokenShardJob(MapJob):
 
     def __init__(self, opts: TokenShardOptions, input: DatasetDir, output: DatasetDir):
         opts.check()
-        self.opts = opts
+        self.opts, self.rule = opts, opts.split_rule()
+        self.repos = valid_repos(self.rule.valid_from) if self.rule.valid_from else None
         self.tokenizer_path = str(bpe.tokenizer_file(opts.tokenizer))
         self.tokenizer_json = Path(self.tokenizer_path).read_text(encoding="utf-8")
         self.tokenizer_sha256 = hashlib.sha256(self.tokenizer_json.encode()).hexdigest()
@@ -92,7 +107,7 @@ class TokenShardJob(MapJob):
         super().__init__(input, output, {
             "format": fmt.FORMAT, "tokenizer_sha256": self.tokenizer_sha256,
             "seq_len": opts.seq_len, "shard_bytes": opts.shard_bytes,
-            "valid_fraction": opts.valid_fraction, "seed": opts.seed})
+            **self.rule.config(self.repos), "seed": opts.seed})
         if self.rows_in == 0:  # said here, before any work, rather than by the plan's worker
             raise InputError(f"{input.url} holds no documents to tokenize (0 rows)")
 
@@ -138,7 +153,7 @@ class TokenShardJob(MapJob):
         values = np.concatenate(pieces) if pieces else np.zeros(0, fmt.DTYPES[self.dtype])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tokens = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
-        split = validation_mask(t, self.opts.valid_fraction).astype(np.uint8)
+        split = assign(t, self.rule, self.repos)
         order = row_hash(t, ["id", "repo_name", "path"], f"order-{self.opts.seed}")
         sort = np.lexsort((np.arange(t.num_rows), order, split))
         work = pa.table({
@@ -174,6 +189,9 @@ class TokenShardJob(MapJob):
             shards += self._split_plan(split, a, sel, per_shard)
         if not shards:
             raise ConfigError(f"{self.input.url}: no document has content to tokenize")
+        if self.repos is not None and not (a["split"] == VALIDATION).any():
+            raise ConfigError(f"the validation split came out empty: none of the repositories "
+                              f"listed in {self.rule.valid_from} is in {self.input.url}")
         removed = [k for k in self.keys if self.output.exists(
             posixpath.join(REMOVED_WORK, f"{k}.parquet"))]
         shards[-1]["removed_from"] = removed
@@ -295,7 +313,8 @@ class TokenShardJob(MapJob):
             "format": fmt.FORMAT, "seq_len": self.opts.seq_len, "row_len": self.row_len,
             "dtype": self.dtype, "eos_id": self.eos_id, "vocab_size": self.vocab_size,
             "tokenizer_sha256": self.tokenizer_sha256, "tokenizer": bpe.FILE,
-            "seed": self.opts.seed, "valid_fraction": self.opts.valid_fraction,
+            "seed": self.opts.seed, "valid_fraction": self.rule.valid_fraction,
+            "test_fraction": self.rule.test_fraction, "valid_from": self.rule.valid_from,
             "splits": splits}}
 
 
@@ -305,5 +324,8 @@ def describe(manifest: dict[str, Any]) -> str:
              f"({s['tokens']:,} tokens, {s['documents']:,} documents, {len(s['shards'])} "
              f"shard{'s' if len(s['shards']) != 1 else ''})"
              for name, s in t["splits"].items()]
-    return "; ".join(parts) + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
+    asked = SplitRule(t.get("valid_fraction", 0.0), t.get("test_fraction", 0.0),
+                      t.get("valid_from"))
+    return "; ".join(parts + empty_notes(asked, t["splits"])) \
+        + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
 

@@ -43,8 +43,25 @@ def _argv(args: dict[str, Any]) -> list[str]:
     return out
 
 
+def precheck(args: Any, world_size: int) -> None:
+    """What can be refused before any process starts: the recipe, its global batch over this
+    many ranks, the --init folder's architecture. One error line instead of one per rank."""
+    from corpus.train import batch, config
+
+    _, train_cfg = config.load(args.model)
+    global_batch = args.global_batch or train_cfg.global_batch
+    if global_batch is not None:
+        batch.plan(global_batch, world_size, 1, args.micro_batch or train_cfg.micro_batch)
+    if args.init:
+        from corpus.train.models import init_config
+
+        init_config(args.init)
+
+
 def run(args: Any, nproc_per_node: int = 1) -> dict[str, Any] | None:
     """Train in this process, or re-launch under torchrun for several processes."""
+    if "RANK" not in os.environ:
+        precheck(args, nproc_per_node)
     if nproc_per_node > 1 and "RANK" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}",
                "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "corpus.train",
@@ -86,7 +103,8 @@ def options(f: Any) -> Any:
         click.option("--data", required=True, metavar="TOKENS",
                      help="Token shard folder (corpus shard --format tokens)."),
         click.option("--model", required=True, metavar="CONFIG.toml",
-                     help="Model and recipe: pipelines/train/tiny.toml, gpt2-small.toml, …"),
+                     help="Model and recipe: pipelines/train/tiny.toml, codeparrot-small.toml, "
+                     "polycoder-160m.toml, …"),
         click.option("--deepspeed", "ds", required=True, metavar="CONFIG.json",
                      help="DeepSpeed config: pipelines/train/zero1.json, zero2.json, zero3.json."),
         click.option("--out", required=True, metavar="RUN_DIR",
@@ -95,10 +113,19 @@ def options(f: Any) -> Any:
                      help="Stop after this optimizer step (the schedule keeps its length)."),
         click.option("--steps", type=click.IntRange(2), default=None,
                      help="Override the schedule length of the model config."),
+        click.option("--init", default=None, metavar="HF_MODEL_DIR",
+                     help="Fine-tune this local Hugging Face causal-LM folder (GPT-2, GPT-Neo, "
+                     "GPT-NeoX; e.g. a `corpus export` output). The shards must be made with "
+                     "its tokenizer."),
+        click.option("--global-batch", type=click.IntRange(1), default=None,
+                     help="Override the recipe's sequences per optimizer step (the "
+                     "accumulation is derived from it)."),
         click.option("--micro-batch", type=click.IntRange(1), default=None,
-                     help="Override train_micro_batch_size_per_gpu."),
+                     help="Sequences per rank per forward pass (default: the recipe's, or "
+                     "train_micro_batch_size_per_gpu)."),
         click.option("--grad-accum", type=click.IntRange(1), default=None,
-                     help="Override gradient_accumulation_steps."),
+                     help="Override gradient_accumulation_steps (recipes without a "
+                     "global_batch only)."),
         click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True,
                      help="DataLoader workers per rank."),
         click.option("--tokenizer", default=None, metavar="DIR",
@@ -132,6 +159,8 @@ class TrainStage:
     steps: Annotated[int, Field(ge=2)] | None = None
     micro_batch: Annotated[int, Field(ge=1)] | None = None
     grad_accum: Annotated[int, Field(ge=1)] | None = None
+    global_batch: Annotated[int, Field(ge=1)] | None = None
+    init: str | None = None  # a local Hugging Face folder to fine-tune
     nproc_per_node: Annotated[int, Field(ge=1)] = 1
 
 
@@ -167,9 +196,13 @@ def _run_stage(opts: TrainStage, data: str, out: str, overwrite: bool) -> dict[s
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     Path(out).mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"identity": identity, "data": data, **asdict(opts)}) + "\n")
+    from corpus.train.loop import TrainArgs
+
+    precheck(TrainArgs(data, opts.model, opts.deepspeed, out, micro_batch=opts.micro_batch,
+                       global_batch=opts.global_batch, init=opts.init), opts.nproc_per_node)
     kw = {"data": data, "model": opts.model, "deepspeed": opts.deepspeed, "out": out,
           "max_steps": opts.max_steps, "steps": opts.steps, "micro_batch": opts.micro_batch,
-          "grad_accum": opts.grad_accum}
+          "grad_accum": opts.grad_accum, "global_batch": opts.global_batch, "init": opts.init}
     cmd = [sys.executable, "-m", "corpus.train", *_argv(kw)]
     if opts.nproc_per_node > 1:
         cmd[1:3] = ["-m", "torch.distributed.run", f"--nproc_per_node={opts.nproc_per_node}",

@@ -1,4 +1,5 @@
-"""The DeepSpeed training loop: a GPT-2 from an explicit config, streamed `TokenShards`,
+"""The DeepSpeed training loop: a GPT-2 / GPT-Neo / GPT-NeoX from an explicit config (or a
+local Hugging Face folder to fine-tune), streamed `TokenShards`,
 ZeRO from the DeepSpeed JSON, checkpoints that resume exactly.
 
 Runs under any launcher that sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from corpus.errors import ConfigError
+from corpus.train import batch as batches
 from corpus.train import config as cfgs
 
 CHECKPOINTS = "checkpoints"
 LOG = "log.jsonl"
+TOKENIZER = "tokenizer.json"  # the shards' tokenizer, copied: `corpus export` writes it out
 
 
 @dataclass
@@ -41,6 +44,8 @@ class TrainArgs:
     num_workers: int = 0  # DataLoader workers per rank
     tokenizer: str | None = None  # check the shards were made with this tokenizer
     verify: bool = True  # check every shard's sha256 before training (one read of the data)
+    init: str | None = None  # a local Hugging Face causal-LM folder to fine-tune
+    global_batch: int | None = None  # override the recipe's sequences per optimizer step
 
 
 def _quiet_deepspeed() -> None:
@@ -93,14 +98,45 @@ class Logger:
         print(f"[{event}] {shown}", flush=True)
 
 
-def train(args: TrainArgs) -> dict[str, Any]:
+@dataclass
+class Session:
+    """A run set up as `corpus train` holds it: the DeepSpeed engine over the built (or loaded)
+    model, the training stream, the batch plan. Tests and `corpus export` checks use it too."""
+    engine: Any
+    sched: Any
+    data: Any
+    plan: batches.BatchPlan
+    train_cfg: cfgs.TrainConfig
+    conf: dict[str, Any]
+    rank: int
+    world: int
+    out: Path
+    log: Logger
+    n_params: int
+    source: str
+
+
+def batch_plan(args: TrainArgs, train_cfg: cfgs.TrainConfig, conf: dict[str, Any], world: int,
+               seq_len: int) -> batches.BatchPlan:
+    """The recipe's global batch over this world size, or the JSON's / flags' fixed sizes."""
+    global_batch = args.global_batch or train_cfg.global_batch
+    if global_batch is None:
+        return batches.fixed(conf["train_micro_batch_size_per_gpu"],
+                             conf["gradient_accumulation_steps"], world, seq_len)
+    if args.grad_accum:
+        raise ConfigError(f"--grad-accum cannot be set with a global batch ({global_batch} "
+                          "sequences): the accumulation is derived from it; set --micro-batch "
+                          "or --global-batch")
+    return batches.plan(global_batch, world, seq_len, args.micro_batch or train_cfg.micro_batch)
+
+
+def setup(args: TrainArgs) -> Session:
     import deepspeed
     import torch
-    import torch.nn.functional as F
     from deepspeed.accelerator import get_accelerator
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from corpus.train import optim
+    from corpus.io import DatasetDir
+    from corpus.train import models, optim, prepare
     from corpus.train.data import TokenShards
 
     _quiet_deepspeed()
@@ -111,47 +147,58 @@ def train(args: TrainArgs) -> dict[str, Any]:
     accel = get_accelerator()
     on_gpu = accel.device_name() != "cpu"
     conf = ds_config(args.deepspeed, args, on_gpu)
-    micro, gas = conf["train_micro_batch_size_per_gpu"], conf["gradient_accumulation_steps"]
     # every input is checked before the processes meet (rank and world from the environment)
-    data = TokenShards(args.data, "train", batch_size=micro, seed=train_cfg.seed,
+    data = TokenShards(args.data, "train", batch_size=1, seed=train_cfg.seed,
                        tokenizer=args.tokenizer, verify=args.verify)
-    seq_len = data.seq_len
+    plan = batch_plan(args, train_cfg, conf, data.world_size, data.seq_len)
+    data.batch_size = plan.micro_batch
+    conf["train_micro_batch_size_per_gpu"] = plan.micro_batch
+    conf["gradient_accumulation_steps"] = plan.grad_accum
     meta = data.data.meta
-    if seq_len > model_cfg.n_positions:
-        raise ConfigError(f"the shards hold sequences of {seq_len} tokens, the model's context "
-                          f"(n_positions) is {model_cfg.n_positions}")
-    vocab = model_cfg.vocab_size or -(-int(meta["vocab_size"]) // 64) * 64
-    if vocab < int(meta["vocab_size"]):
-        raise ConfigError(f"vocab_size {vocab} is smaller than the tokenizer's "
-                          f"{meta['vocab_size']}")
+    shards = DatasetDir(args.data)
+    tokenizer_json = shards.fs.cat_file(shards.join(meta.get("tokenizer", TOKENIZER))).decode()
+    torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
+    model, source = prepare.build_model(model_cfg, meta, args.init, args.data, tokenizer_json)
+    if data.seq_len > models.context_of(model.config):
+        raise ConfigError(f"the shards hold sequences of {data.seq_len} tokens, the model's "
+                          f"context (n_positions) is {models.context_of(model.config)}")
+    if train_cfg.gradient_checkpointing:
+        models.enable_checkpointing(model)
     deepspeed.init_distributed(dist_backend=accel.communication_backend_name())
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     if (rank, world) != (data.rank, data.world_size):
         raise ConfigError(f"RANK/WORLD_SIZE say {data.rank}/{data.world_size}, the process "
                           f"group says {rank}/{world}")
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if on_gpu:
-        accel.set_device(local_rank)
+        accel.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = Logger(out, rank)
-    torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
-    model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=vocab, n_positions=model_cfg.n_positions, n_embd=model_cfg.n_embd,
-        n_layer=model_cfg.n_layer, n_head=model_cfg.n_head, resid_pdrop=model_cfg.dropout,
-        embd_pdrop=model_cfg.dropout, attn_pdrop=model_cfg.dropout,
-        bos_token_id=int(meta["eos_id"]), eos_token_id=int(meta["eos_id"])))
     n_params = sum(p.numel() for p in model.parameters())
     opt, sched = optim.build(model, train_cfg)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                            config=conf)
-    max_steps = min(args.max_steps or train_cfg.steps, train_cfg.steps)
     if rank == 0:
+        (out / TOKENIZER).write_text(tokenizer_json, encoding="utf-8")
         (out / "config.json").write_text(json.dumps({
             "args": asdict(args), "model": asdict(model_cfg), "train": asdict(train_cfg),
-            "deepspeed": conf, "world_size": world, "vocab_size": vocab, "params": n_params,
-            "tokens": meta}, indent=1) + "\n")
+            "deepspeed": conf, "world_size": world, "vocab_size": model.config.vocab_size,
+            "params": n_params, "tokens": meta, "source": source,
+            "batch": {**asdict(plan), "sequences": plan.sequences, "tokens": plan.tokens},
+            "hf_config": model.config.to_dict()}, indent=1) + "\n")
+    return Session(engine, sched, data, plan, train_cfg, conf, rank, world, out,
+                   Logger(out, rank), n_params, source)
 
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    s = setup(args)
+    engine, sched, data, plan, train_cfg, log = s.engine, s.sched, s.data, s.plan, s.train_cfg, \
+        s.log
+    rank, world, out = s.rank, s.world, s.out
+    micro, gas = plan.micro_batch, plan.grad_accum
+    max_steps = min(args.max_steps or train_cfg.steps, train_cfg.steps)
     step = 0
     ckpt = out / CHECKPOINTS
     if (ckpt / "latest").exists():
@@ -163,11 +210,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
         log("resume", step=step, checkpoint=str(Path(path).name),
             position=client["loader"]["position"])
     else:
-        log("start", params=n_params, world_size=world, micro_batch=micro, grad_accum=gas,
-            seq_len=seq_len, device=accel.device_name(), zero=engine.zero_optimization_stage())
+        log("start", params=s.n_params, world_size=world, micro_batch=micro, grad_accum=gas,
+            global_batch=plan.sequences, tokens_per_step=plan.tokens, seq_len=plan.seq_len,
+            device=str(engine.device.type), zero=engine.zero_optimization_stage(),
+            model=s.source)
+    if rank == 0:
+        print(f"{plan.describe()}; model: {s.source}", flush=True)
 
     device = engine.device
-    tokens_per_step = micro * gas * world * seq_len
+    tokens_per_step = plan.tokens
     it = iter(data.loader(num_workers=args.num_workers))
     result: dict[str, Any] = {"first_loss": None, "last_loss": None, "val": None}
     t_last, steps_since = time.perf_counter(), 0
@@ -190,7 +241,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         result["first_loss"] = result["first_loss"] if result["first_loss"] is not None \
             else mean
         result["last_loss"] = mean
-        if step % train_cfg.log_interval == 0 or step == max_steps:
+        if step % train_cfg.log_interval == 0 or step == max_steps or step == 1:
             now = time.perf_counter()
             log("train", step=step, loss=round(mean, 6), lr=sched.get_last_lr()[0],
                 tokens_per_s=round(tokens_per_step * steps_since / (now - t_last), 1),
