@@ -171,11 +171,15 @@ def test_bad_input_is_one_line(exported, token_shards, tmp_path):
     empty.mkdir()
     (empty / "config.json").write_text(
         (exported["run"] / "config.json").read_text())
+    mine = tmp_path / "my-folder"  # something else: an export must not replace it
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
     for args, needle in [
         (["export", str(empty), str(tmp_path / "m1")], "no checkpoint"),
         (["export", str(exported["run"]), str(tmp_path / "m2"), "--step", "99"],
          "no checkpoint of step 99"),
         (["export", str(tmp_path / "nothing"), str(tmp_path / "m3")], "not a `corpus train`"),
+        (["export", str(exported["run"]), str(mine)], "is not a `corpus export`"),
     ]:
         r = run_cli(*args, env=OFFLINE)
         _one_line(r, needle)
@@ -191,6 +195,7 @@ def test_bad_input_is_one_line(exported, token_shards, tmp_path):
                     str(tmp_path / "never"), "--max-steps", "1", env=OFFLINE)
         _one_line(r, needle)
     assert not (tmp_path / "never" / "checkpoints").exists()
+    assert (mine / "notes.txt").read_text() == "mine\n"
 
     bad = tmp_path / "odd-batch.toml"
     bad.write_text((ROOT / MODEL).read_text().replace("global_batch = 8", "global_batch = 7"))

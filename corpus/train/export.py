@@ -143,6 +143,7 @@ def _export(run: Path, out: Path, opts: ExportOptions) -> dict[str, Any]:
     done = out / RECORD
     if done.is_file() and json.loads(done.read_text()).get("identity") == identity:
         return {**json.loads(done.read_text()), "reused": True}
+    _refuse_foreign(out)
     if not (run / "tokenizer.json").is_file():
         raise InputError(f"{run} has no tokenizer.json (the shards' tokenizer, copied at the "
                          "start of training)")
@@ -171,6 +172,16 @@ def _export(run: Path, out: Path, opts: ExportOptions) -> dict[str, Any]:
     (tmp / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     _replace(tmp, out)
     return record
+
+
+def _refuse_foreign(out: Path) -> None:
+    """An export replaces an earlier export, never a folder of something else."""
+    from corpus.lock import LOCK_FILE
+
+    if out.is_dir() and not (out / RECORD).is_file() and any(
+            c.name != LOCK_FILE for c in out.iterdir()):
+        raise InputError(f"{out} exists and is not a `corpus export` folder (no {RECORD}): "
+                         "export into a new or empty folder")
 
 
 def _replace(tmp: Path, out: Path) -> None:
