@@ -1,0 +1,1 @@
+"""`corpus eval perplexity` (filled in by its own change)."""
