@@ -208,6 +208,9 @@ def test_sigkill_at_random_moments_ends_byte_identical(tmp_path):
         proc = _run(config, root)
         if ahead and rng.random() >= 0.2:
             target = rng.choices(ahead, weights=[6, 3, 1][:len(ahead)])[0]
+            if len(ahead) > 1 and where[-3:] == [current] * 3:
+                target = ahead[1]  # three kills in one stage: let it finish this time (on a
+                # loaded machine a run gets little done before its kill)
             started = stage_started(proc, target)
             while not started.wait(0.05) and proc.poll() is None:
                 pass
