@@ -188,6 +188,12 @@ def _export(t: dict[str, Any], where: str, input: str | None, files: bool) -> An
     return validate(ExportOptions, t, where)
 
 
+def _eval(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
+    from corpus.eval.stage import EvalOptions
+
+    return validate(EvalOptions, t, where)
+
+
 #: kind -> (table, where, input, files) -> its Options object; one entry per kind of KINDS
 PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "github-tables": _github_tables,
@@ -201,4 +207,5 @@ PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "shard": _shard,
     "train": _train,
     "export": _export,
+    "eval": _eval,
 }

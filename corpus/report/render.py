@@ -14,7 +14,7 @@ from corpus.report.collect import Report, collect
 from corpus.units import format_bytes
 
 SECTIONS = ("funnel", "reasons", "metrics", "languages", "licenses", "near-duplicates",
-            "secrets", "samples", "training")
+            "secrets", "samples", "training", "evaluation")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
@@ -167,6 +167,39 @@ def _training(r: Report) -> str:
     return text + ".</p>" + _img(plots.training(r.training), "training loss")
 
 
+def _evaluation(r: Report) -> str:
+    """Each eval stage: perplexity per group (table and figure), pass@k, a few samples."""
+    if not r.evaluation:
+        return _none("evaluation")
+    out = []
+    for e in r.evaluation:
+        out.append(f"<h3>{html.escape(e['stage'])}: {html.escape(str(e.get('model', '')))}</h3>")
+        ppl = e.get("perplexity")
+        if ppl:
+            rows = ppl["rows"]
+            out.append(f"<p>Perplexity on the {html.escape(str(ppl.get('split', '')))} split "
+                       f"of {html.escape(str(ppl.get('data', '')))} (context "
+                       f"{ppl.get('context', '?')}, stride {ppl.get('stride', '?')}).</p>")
+            out.append(_table(["group", "documents", "tokens", "loss", "perplexity"],
+                              [[x["group"], x["documents"], x["tokens"], x["loss"],
+                                x["perplexity"]] for x in rows], {1, 2, 3, 4}))
+            if any(x.get("perplexity") not in (None, float("inf")) for x in rows):
+                out.append(_img(plots.perplexity(rows), "perplexity per group"))
+        he = e.get("humaneval")
+        if he:
+            passk = he.get("pass_at_k") or {}
+            out.append(f"<p>HumanEval: {he.get('problems', '?')} problems, n = "
+                       f"{he.get('n', '?')} samples each, temperature "
+                       f"{he.get('temperature', '?')}, top-p {he.get('top_p', '?')}.</p>")
+            out.append(_table(list(passk), [list(passk.values())], set(range(len(passk)))))
+            for smp in he.get("examples", [])[:4]:
+                verdict = "passed" if smp.get("passed") else html.escape(
+                    str(smp.get("outcome", "failed")))
+                out.append(f"<p><b>{html.escape(str(smp.get('task_id')))}</b> — {verdict}</p>"
+                           f"<pre>{html.escape(str(smp.get('completion', ''))[:2000])}</pre>")
+    return "".join(out)
+
+
 def render(r: Report) -> str:
     body = {
         "funnel": ("Documents and bytes per stage", _funnel(r)),
@@ -178,6 +211,7 @@ def render(r: Report) -> str:
         "secrets": ("Secrets and PII found", _secrets(r)),
         "samples": ("Removed documents, by reason", _samples(r)),
         "training": ("Training", _training(r)),
+        "evaluation": ("Evaluation", _evaluation(r)),
     }
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = " · ".join(f'<a href="#{s}">{html.escape(body[s][0])}</a>' for s in SECTIONS)
