@@ -130,6 +130,8 @@ def from_dataset(url: str, tok: ModelTokenizer, split: str, by: str, rule: Split
                  max_docs: int | None) -> Documents:
     d = DatasetDir(url)
     keys = d.partition_keys()
+    if not keys:
+        raise InputError(f"{url} holds no documents (no partition)")
     names = d.parquet_metadata(d.part_file(keys[0])).schema.to_arrow_schema().names
     missing = [c for c in [*KEY, "content"] if c not in names]
     if missing:
@@ -228,14 +230,21 @@ def _languages(index: pa.Table, url: str, manifest: dict[str, Any]) -> pa.Array:
         raise InputError(f"--by language over token shards reads each document's language from "
                          f"the dataset they were made from ({src}), which is not there: {hint}")
     d = DatasetDir(src)
+    wanted = pc.unique(index.column("id").cast(pa.large_string()))
     parts = []
     for key in d.partition_keys():
         if "language" not in d.parquet_metadata(d.part_file(key)).schema.to_arrow_schema().names:
             raise InputError(f"{src} (the token shards' input) has no `language` column: {hint}")
-        parts.append(d.read_parquet(d.part_file(key), columns=[*KEY, "language"]))
-    langs = pa.concat_tables(parts).group_by(KEY).aggregate([("language", "min")])
-    rows = index.append_column("_row", pa.array(np.arange(index.num_rows)))
-    joined = rows.select([*KEY, "_row"]).join(langs, KEY, join_type="inner").sort_by("_row")
+        t = d.read_parquet(d.part_file(key), columns=[*KEY, "language"])
+        parts.append(t.filter(pc.is_in(t.column("id").cast(pa.large_string()), wanted)))
+    def keyed(t: pa.Table) -> dict[str, pa.ChunkedArray]:
+        return {c: t.column(c).cast(pa.large_string()) for c in KEY}
+
+    t = pa.concat_tables(parts)
+    langs = pa.table({**keyed(t), "language": t.column("language").cast(pa.large_string())}) \
+        .group_by(KEY).aggregate([("language", "min")])
+    rows = pa.table({**keyed(index), "_row": pa.array(np.arange(index.num_rows))})
+    joined = rows.join(langs, KEY, join_type="inner").sort_by("_row")
     if joined.num_rows != index.num_rows:
         raise InputError(f"{src} no longer holds every document of the token shards {url}: "
                          f"re-shard it, or {hint}")

@@ -134,7 +134,9 @@ def describe(r: dict[str, Any]) -> str:
     parts = []
     if "perplexity" in r:
         a = r["perplexity"]["all"]
-        parts.append(f"perplexity {a['perplexity']:.4g} over {a['tokens']:,} tokens of "
+        ppl = a["perplexity"]
+        shown = f"{ppl:.4g}" if isinstance(ppl, int | float) else str(ppl)  # "inf" as JSON has it
+        parts.append(f"perplexity {shown} over {a['tokens']:,} tokens of "
                      f"{len(r['perplexity']['rows'])} group(s)")
     if "humaneval" in r:
         he = r["humaneval"]
