@@ -44,16 +44,12 @@ each.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
-import itertools
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +63,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _summary
+from _train_measure import figures, run, sh
+
+from corpus.train.launch import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,62 +79,6 @@ NPROC = 2
 PACKAGES = ("accelerate", "datasets", "huggingface*", "fsspec", "requests", "urllib3",
             "click", "jinja2")
 VERSIONS = ("torch", "deepspeed", "transformers", "accelerate", "datasets", "tokenizers")
-
-
-def sh(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> float:
-    """Run a command with its output in `log`; its wall time in seconds. A failure shows the
-    end of the log."""
-    return run(cmd, log, env)["wall"]
-
-
-def run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """sh, with the CPU seconds (user + system) of the command and every process it waited
-    for (the launcher's ranks), the load average before and after, and a sample every 0.25 s
-    of (time, CPU seconds so far) of the process tree (psutil), to read the CPU time of the
-    steady steps off: a figure a busy machine disturbs less than the wall clock."""
-    import psutil
-
-    load0, cpu0 = os.getloadavg()[0], _children_cpu()
-    samples: list[tuple[float, float]] = []
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, **(env or {})})
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                tree = [ps, *ps.children(recursive=True)]
-                cpu = 0.0
-                for p in tree:
-                    with contextlib.suppress(psutil.Error):
-                        c = p.cpu_times()
-                        cpu += c.user + c.system
-                samples.append((time.time(), cpu))
-            except psutil.Error:
-                pass
-            time.sleep(0.25)
-        rc = proc.wait()
-    wall = time.perf_counter() - t0
-    if rc:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-        sys.exit(f"error: {' '.join(cmd[:3])} … exited with {rc}; end of {log}:\n{tail}")
-    return {"wall": wall, "cpu": _children_cpu() - cpu0, "load0": load0,
-            "load1": os.getloadavg()[0], "samples": samples}
-
-
-def steady_cpu(samples: list[tuple[float, float]], t_from: float, t_to: float) -> float:
-    """CPU seconds of the process tree between two times (linear between samples)."""
-    def at(t: float) -> float:
-        for (ta, ca), (tb, cb) in itertools.pairwise(samples):
-            if ta <= t <= tb:
-                return ca + (cb - ca) * (t - ta) / max(tb - ta, 1e-9)
-        return samples[-1][1] if t > samples[-1][0] else samples[0][1]
-    return at(t_to) - at(t_from)
-
-
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def prepare(work: Path) -> dict[str, Any]:
@@ -195,37 +138,6 @@ def split_files(work: Path) -> dict[str, list[str]]:
     return out
 
 
-def train_steps(path: Path) -> list[dict[str, Any]]:
-    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in events if e.get("event") == "train"]
-
-
-def figures(runs: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
-    """Median and mean tokens/s of the `train` events after the warmup steps, pooled over the
-    rounds, each round's median, and the tokens per CPU-second of the same steps (from the
-    end of the warmup's last step to the end of the last step: what evaluations and
-    checkpoints in between cost is in it, on both sides alike)."""
-    rounds = [train_steps(r["log"]) for r in runs]
-    logs = [r["log"] for r in runs]
-    timed = [[e for e in r if e["step"] > warmup] for r in rounds]
-    if not all(timed):
-        sys.exit(f"error: a run has no train steps after the warmup of {warmup}: {logs}")
-    rates = [e["tokens_per_s"] for r in timed for e in r]
-    cpu = [steady_cpu(run["samples"], r[warmup - 1]["time"], r[-1]["time"]) if warmup else None
-           for run, r in zip(runs, rounds, strict=True)]
-    tokens = [(r[-1]["tokens"] - r[warmup - 1]["tokens"]) if warmup else 0 for r in rounds]
-    every = [e["tokens_per_s"] for r in rounds for e in r]
-    return {"median": statistics.median(rates),
-            "mean": len(rates) / sum(1 / r for r in rates),  # the same tokens every step
-            "mean_all": len(every) / sum(1 / r for r in every),  # the first steps included
-            "min": min(rates), "max": max(rates),
-            "rounds": [statistics.median(e["tokens_per_s"] for e in r) for r in timed],
-            "first": [r[0]["tokens_per_s"] for r in rounds],
-            "loss": [(r[0]["loss"], r[-1]["loss"]) for r in rounds],
-            "tokens_per_step": rounds[0][0]["tokens"] // rounds[0][0]["step"],
-            "per_cpu_s": [t / c if c else None for t, c in zip(tokens, cpu, strict=True)]}
-
-
 def corpus_side(work: Path, tag: str, steps: int, global_batch: int | None,
                 micro: int | None, zero: Path) -> dict[str, Any]:
     out = work / f"run-corpus-{tag}"
@@ -266,7 +178,7 @@ def codeparrot_side(work: Path, tag: str, steps: int, micro: int, accum: int,
     train = recipe["train"]
     cmd = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", str(NPROC),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), str(LOOP),
+           "--main_process_port", str(free_port()), str(LOOP),
            "--model-dir", str(model_dir), "--train-files", *files["train"],
            "--save-dir", str(save), "--log", str(log),
            "--train-batch-size", str(micro), "--valid-batch-size", str(micro),
@@ -290,14 +202,6 @@ def codeparrot_side(work: Path, tag: str, steps: int, micro: int, accum: int,
     log.write_text("".join(json.dumps(e) + "\n" for e in lines))
     start = next(e for e in lines if e["event"] == "start")
     return {**res, "log": log, "start": start}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def versions() -> str:

@@ -126,14 +126,6 @@ def export(run_dir: str, out_dir: str, opts: ExportOptions | None = None) -> dic
 
 
 def _export(run: Path, out: Path, opts: ExportOptions) -> dict[str, Any]:
-    from transformers import GenerationConfig
-    from transformers.utils import logging as hf_logging
-
-    from corpus.train import card
-
-    hf_logging.disable_progress_bar()
-    from corpus.train.models import context_of
-
     conf = run_config(run)
     tag = checkpoint_tag(run, opts.step)
     identity = {"run": str(run.resolve()), "tag": tag, "options": opts.__dict__,
@@ -144,6 +136,14 @@ def _export(run: Path, out: Path, opts: ExportOptions) -> dict[str, Any]:
     if done.is_file() and json.loads(done.read_text()).get("identity") == identity:
         return {**json.loads(done.read_text()), "reused": True}
     _refuse_foreign(out)
+    # the heavy imports only when there is work (a reused export answers at once)
+    from transformers import GenerationConfig
+    from transformers.utils import logging as hf_logging
+
+    from corpus.train import card
+    from corpus.train.models import context_of
+
+    hf_logging.disable_progress_bar()
     if not (run / "tokenizer.json").is_file():
         raise InputError(f"{run} has no tokenizer.json (the shards' tokenizer, copied at the "
                          "start of training)")
