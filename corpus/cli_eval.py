@@ -1,5 +1,5 @@
-"""`corpus eval perplexity` and `corpus eval humaneval`: a model folder's numbers. Thin, like
-cli.py: the work is in corpus/eval/."""
+"""`corpus eval perplexity`, `corpus eval humaneval` and `corpus eval compare`: a model folder's
+numbers, and several side by side. Thin, like cli.py: the work is in corpus/eval/."""
 
 from __future__ import annotations
 
@@ -11,4 +11,5 @@ def eval_group() -> None:
     """Evaluate a Hugging Face causal-LM folder (a `corpus export` output or any other)."""
 
 
-from corpus.eval import humaneval_cli, perplexity_cli  # noqa: E402,F401  (register commands)
+# importing them registers the commands
+from corpus.eval import compare_cli, humaneval_cli, perplexity_cli  # noqa: E402,F401

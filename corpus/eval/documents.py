@@ -15,6 +15,7 @@ both inputs. `--max-docs N` keeps the N first of each group in that order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,14 @@ def canonical(t: pa.Table, max_docs: int | None) -> pa.Table:
     for g in set(groups.tolist()):
         keep[np.flatnonzero(groups == g)[:max_docs]] = True
     return t.filter(pa.array(keep))
+
+
+def digest(t: pa.Table) -> str:
+    """The identity of a set of evaluated documents: their (id, repo, path) in canonical order."""
+    h = hashlib.sha256()
+    for row in zip(*(t.column(c).to_pylist() for c in KEY), strict=True):
+        h.update(json.dumps(row).encode() + b"\n")
+    return h.hexdigest()
 
 
 def _no_documents(where: str, split: str, hint: str) -> InputError:

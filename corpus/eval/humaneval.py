@@ -128,7 +128,7 @@ def settings_of(model: str | None, samples: str | None, probs: dict[str, Problem
     assert model is not None
     return {"source": "model", "model": model_identity(model), "temperature": opts.temperature,
             "top_p": opts.top_p, "max_new_tokens": opts.max_new_tokens, "seed": opts.seed,
-            "stops": list(generate.STOPS), **base}
+            "stops": list(generate.STOPS), "sampler": generate.SAMPLER, **base}
 
 
 def open_out(out: Path, settings: dict[str, Any]) -> dict[str, Any]:

@@ -243,6 +243,7 @@ def run(opts: PerplexityOptions, progress: Callable[[int, int], None] | None = N
     import time
 
     from corpus.eval import documents
+    from corpus.train.prepare import tokenizer_identity
 
     if opts.batch < 1:
         raise ConfigError(f"--batch must be at least 1, not {opts.batch}")
@@ -277,6 +278,9 @@ def run(opts: PerplexityOptions, progress: Callable[[int, int], None] | None = N
         "stride": stride, "device": device, "dtype": dtype, "windows": s.windows,
         "seconds": round(seconds, 3), "tokens_per_s": round(total / max(seconds, 1e-9), 1),
         "groups": [jsonable(r) for r in rows],
+        # what `corpus eval compare` checks: the same documents, encoded the same way
+        "documents_sha256": documents.digest(docs.table),
+        "tokenizer_sha256": tokenizer_identity(tok.json),
         "all": jsonable(summary_row("all", len(groups), float(s.nll.sum()),
                                     int(s.tokens.sum()))),
     }

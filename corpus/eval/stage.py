@@ -19,6 +19,9 @@ from pydantic import Field
 from corpus.errors import ConfigError
 
 RECORD = "eval.json"
+#: what a record holds; a record of another version is recomputed, not reused (2: perplexity
+#: records the digests of its documents and tokenizer, which `corpus eval compare` checks)
+VERSION = 2
 
 
 @dataclass
@@ -55,7 +58,8 @@ def _identity(model: str, opts: EvalOptions) -> dict[str, Any]:
     if opts.data:
         m = DatasetDir(opts.data).manifest() or {}
         data = m.get("fingerprint") or m.get("content_hash")
-    return {"model": model_identity(model), "data": data, "options": asdict(opts)}
+    return {"version": VERSION, "model": model_identity(model), "data": data,
+            "options": asdict(opts)}
 
 
 def _problem_file(opts: EvalOptions, out: Path) -> str | None:

@@ -245,6 +245,6 @@ def collect(run_dir: str) -> Report:
     langs, lics = breakdowns(stages)
     return Report(run_dir, stages, funnel(stages), values, thresholds, token_counts(stages),
                   langs, lics, cluster_sizes(stages), secrets(stages), samples(stages),
-                  training(stages), [{"stage": s.name, **s.extra["eval.json"]}
+                  training(stages), [{**s.extra["eval.json"], "stage": s.name}
                                      for s in stages if "eval.json" in s.extra])
 

@@ -171,7 +171,7 @@ def _evaluation(r: Report) -> str:
     """Each eval stage: perplexity per group (table and figure), pass@k, a few samples."""
     if not r.evaluation:
         return _none("evaluation")
-    out = []
+    out = [_side_by_side(r.evaluation)] if len(r.evaluation) > 1 else []
     for e in r.evaluation:
         out.append(f"<h3>{html.escape(e['stage'])}: {html.escape(str(e.get('model', '')))}</h3>")
         ppl = e.get("perplexity")
@@ -198,6 +198,36 @@ def _evaluation(r: Report) -> str:
                 out.append(f"<p><b>{html.escape(str(smp.get('task_id')))}</b> — {verdict}</p>"
                            f"<pre>{html.escape(str(smp.get('completion', ''))[:2000])}</pre>")
     return "".join(out)
+
+
+def _side_by_side(evaluation: list[dict[str, Any]]) -> str:
+    """Several eval stages (an ablation): their numbers in one table, the first the baseline,
+    as `corpus eval compare` prints them; why not, when they are not comparable."""
+    from corpus.errors import InputError
+    from corpus.eval import compare
+
+    stages = [e["stage"] for e in evaluation]
+    try:
+        c = compare.compare([compare.Evaluated(e["stage"], e.get("perplexity"),
+                                               e.get("humaneval")) for e in evaluation])
+    except InputError as err:
+        return f"<p>The eval stages side by side: not shown ({html.escape(str(err))}).</p>"
+    text = (f"<p>Side by side, {html.escape(stages[0])} the baseline (a ratio below 1: a lower "
+            "perplexity).</p>")
+    groups = list(c.perplexity)
+    if len(groups) == 2 and groups[-1] == "all":  # one group: its row is the total
+        groups = groups[:1]
+    if groups:
+        text += _table(["group", "tokens", *stages, *(f"{s} / {stages[0]}" for s in stages[1:])],
+                       [[g, c.tokens[g], *("—" if v is None else v for v in c.perplexity[g]),
+                         *("—" if x is None else round(x, 4)
+                           for x in compare.ratios(c.perplexity[g])[1:])] for g in groups],
+                       set(range(1, 2 * len(stages) + 1)))
+    if c.pass_at_k:
+        text += _table(["HumanEval", *stages], [[k, *("—" if v is None else v for v in vs)]
+                                                for k, vs in c.pass_at_k.items()],
+                       set(range(1, len(stages) + 1)))
+    return text + "".join(f"<p>{html.escape(n)}</p>" for n in c.notes)
 
 
 def render(r: Report) -> str:
