@@ -54,6 +54,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/tokenizer.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/train.py
+	test -d out/demo/model || $(MAKE) demo    # bench/eval.py judges the demo's model
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -395,6 +395,6 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-from corpus import cli_cloud, cli_model, cli_train  # noqa: E402  (register their commands)
+from corpus import cli_cloud, cli_eval, cli_model, cli_train  # noqa: E402  (register commands)
 
-__all__ = ["cli", "cli_cloud", "cli_model", "cli_train", "main"]
+__all__ = ["cli", "cli_cloud", "cli_eval", "cli_model", "cli_train", "main"]

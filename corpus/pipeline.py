@@ -163,6 +163,16 @@ def _export(engine: Engine, spec: StageSpec, input_url: str | None, out: Dataset
     return {**export(input_url, out.path, options_of(spec)), "out": out.url}
 
 
+def _eval(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+          **kw: Any) -> dict[str, Any]:
+    from corpus.eval.stage import run
+
+    if not input_url:
+        raise ConfigError(f"stage {spec.name} (eval) needs `input`: an export stage or a "
+                          "model folder")
+    return {**run(input_url, out.path, options_of(spec)), "out": out.url}
+
+
 #: Stage kinds a config can name. A new stage kind adds one entry here and one to
 #: corpus/stage_options.py PARSERS (its options and their checks).
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -177,6 +187,7 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     "shard": _shard,
     "train": _train,
     "export": _export,
+    "eval": _eval,
 }
 
 
@@ -252,6 +263,10 @@ def describe(result: dict[str, Any]) -> str | None:
         from corpus.train.launch import describe as train
 
         return train(result)
+    if result.get("stage") == "eval":
+        from corpus.eval.stage import describe as evaluation
+
+        return evaluation(result)
     if "architecture" in result and "tag" in result:
         from corpus.train.export import describe as export
 

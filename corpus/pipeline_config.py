@@ -49,7 +49,7 @@ KINDS = tuple(stage_options.PARSERS)
 
 #: Options whose value may be the name of an earlier stage (then: that stage's output folder),
 #: and the kind of stage they may name.
-STAGE_REFERENCES = ("tokenizer",)
+STAGE_REFERENCES = ("tokenizer", "data")  # an eval stage's data: a dataset stage
 REFERENCE_KINDS = {"tokenizer": "tokenizer"}
 
 
@@ -143,7 +143,7 @@ def _check_reference(key: str, value: str, earlier: list[StageSpec], later: list
                           "the stages before it")
     if "://" in value or not files:
         return
-    is_file = key in STAGE_REFERENCES and kind == "filter"  # a `tokenizers` JSON file
+    is_file = key == "tokenizer" and kind == "filter"  # a `tokenizers` JSON file
     if os.path.isfile(value) if is_file else os.path.exists(value):
         return
     names = [s.name for s in earlier]

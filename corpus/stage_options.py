@@ -188,6 +188,26 @@ def _export(t: dict[str, Any], where: str, input: str | None, files: bool) -> An
     return validate(ExportOptions, t, where)
 
 
+def _eval(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
+    from corpus.eval.stage import EvalOptions
+
+    opts = validate(EvalOptions, t, where)
+    if not opts.data and not opts.humaneval:
+        raise ConfigError(f"{where}: an eval stage needs `data` (perplexity) or "
+                          "`humaneval = true`")
+    if opts.humaneval and (big := [k for k in opts.k if k > opts.n]):
+        raise ConfigError(f"{where}: k: pass@{big[0]} needs n >= {big[0]} samples per problem, "
+                          f"got n = {opts.n}")
+    if opts.split not in ("train", "validation", "test", "all"):
+        raise ConfigError(f"{where}: split: expected train, validation, test or all, "
+                          f"got {show(opts.split)}")
+    if opts.by not in ("language", "extension", "none"):
+        raise ConfigError(f"{where}: by: expected language, extension or none, got {show(opts.by)}")
+    if files and opts.problem_file:
+        _missing([opts.problem_file], where, "problem_file")
+    return opts
+
+
 #: kind -> (table, where, input, files) -> its Options object; one entry per kind of KINDS
 PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "github-tables": _github_tables,
@@ -201,4 +221,5 @@ PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "shard": _shard,
     "train": _train,
     "export": _export,
+    "eval": _eval,
 }

@@ -108,6 +108,15 @@ name = "model"
 kind = "export"
 input = "train"
 license = "apache-2.0"
+
+[[stages]]
+name = "eval"
+kind = "eval"
+input = "model"
+data = "parquet"
+humaneval = true
+n = 2
+k = [1]
 """
 
 TINY = ROOT / "pipelines" / "train" / "tiny.toml"
@@ -197,6 +206,12 @@ CASES: dict[str, tuple[tuple[str, str], tuple[str, ...]]] = {
                        ('tokenizer: stage "clean" is a decontaminate stage, not a tokenizer',)),
     "input-of-tables": (('include = ["idna"]', 'include = ["idna"]\ninput = "x"'),
                         ('stage "tables" (github-tables): input: a github-tables stage has no',)),
+    "eval-k-over-n": (("k = [1]", "k = [1, 10]"),
+                      ('stage "eval" (eval): k: pass@10 needs n >= 10 samples per problem',)),
+    "eval-data-typo": (('data = "parquet"', 'data = "parqet"'), (
+        'stage "eval" (eval): data: "parqet" is not a stage', 'did you mean "parquet"?')),
+    "eval-nothing": (('data = "parquet"\nhumaneval = true', 'humaneval = false'),
+                     ('stage "eval" (eval): an eval stage needs `data`',)),
     # what the stages' files say
     "query-missing": (("github_python.sql", "no_such_query.sql"),
                       ('stage "raw" (extract): query: cannot read query',)),

@@ -137,3 +137,31 @@ def check_demo(root: Path, res: subprocess.CompletedProcess[str]) -> None:
                                        res.stdout).groups())
     assert last < first - 1  # the tiny model learns
     assert "outputs under" in res.stdout
+    check_demo_eval(root / "eval")
+
+
+def check_demo_eval(folder: Path) -> None:
+    """The demo's model is judged: a finite perplexity per language of the multi-language test
+    split, and every HumanEval completion really executed, its outcome recorded. A completion
+    that does not compile must say so; one that compiles must have run (passed, failed at run
+    time or timed out), which only executing it can tell."""
+    record = json.loads((folder / "eval.json").read_text())
+    rows = record["perplexity"]["rows"]
+    assert len(rows) >= 2 and all(r["tokens"] > 0 and 1 < r["perplexity"] < 1e6 for r in rows)
+    he = record["humaneval"]
+    problems = {p["task_id"]: p for p in map(json.loads, (folder / "problems.jsonl").open())}
+    samples = [json.loads(line) for line in (folder / "humaneval" / "samples.jsonl").open()]
+    results = {(r["task_id"], r["index"]): r
+               for r in map(json.loads, (folder / "humaneval" / "results.jsonl").open())}
+    assert len(samples) == len(results) == he["n"] * len(problems) == he["samples"]
+    for s in samples:
+        outcome = results[s["task_id"], s["index"]]["outcome"]
+        p = problems[s["task_id"]]
+        program = f"{p['prompt']}{s['completion']}\n{p['test']}\ncheck({p['entry_point']})\n"
+        try:
+            compile(program, "<completion>", "exec")
+        except SyntaxError as e:
+            assert outcome.startswith(f"failed: {type(e).__name__}"), (outcome, e)
+        else:
+            assert outcome == "passed" or outcome.startswith(("failed: ", "timed out")), outcome
+    assert he["pass_at_k"]["pass@1"] == sum(r["passed"] for r in results.values()) / len(results)

@@ -54,6 +54,7 @@ class Report:
     secrets: dict[str, int]
     samples: list[dict[str, Any]]
     training: list[dict[str, Any]]
+    evaluation: list[dict[str, Any]] = field(default_factory=list)  # eval stages' eval.json
 
 
 def stages_of(run_dir: str) -> list[Stage]:
@@ -79,7 +80,7 @@ def stages_of(run_dir: str) -> list[Stage]:
             continue
         manifest = DatasetDir(str(d)).manifest()
         extra: dict[str, Any] = {}
-        for f in ("corpus_tokenizer.json", "_layout.json"):
+        for f in ("corpus_tokenizer.json", "_layout.json", "eval.json"):
             if (d / f).exists():
                 extra[f] = json.loads((d / f).read_text())
         if (d / "log.jsonl").exists():
@@ -244,5 +245,6 @@ def collect(run_dir: str) -> Report:
     langs, lics = breakdowns(stages)
     return Report(run_dir, stages, funnel(stages), values, thresholds, token_counts(stages),
                   langs, lics, cluster_sizes(stages), secrets(stages), samples(stages),
-                  training(stages))
+                  training(stages), [{**s.extra["eval.json"], "stage": s.name}
+                                     for s in stages if "eval.json" in s.extra])
 

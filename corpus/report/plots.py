@@ -99,3 +99,14 @@ def training(log: list[dict[str, Any]]) -> bytes:
     ax.set_ylabel("loss")
     ax.legend(frameon=False)
     return _png(fig)
+
+
+def perplexity(rows: list[dict[str, Any]]) -> bytes:
+    """Perplexity per group (language), on a log scale: PolyCoder's figure."""
+    finite = [r for r in rows if r.get("perplexity") not in (None, float("inf"))]
+    fig, ax = _figure(6.0, 0.4 + 0.32 * max(len(finite), 1))
+    ax.barh([str(r["group"]) for r in finite], [r["perplexity"] for r in finite], color=KEPT)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("perplexity (log scale)")
+    return _png(fig)

@@ -14,7 +14,7 @@ from corpus.report.collect import Report, collect
 from corpus.units import format_bytes
 
 SECTIONS = ("funnel", "reasons", "metrics", "languages", "licenses", "near-duplicates",
-            "secrets", "samples", "training")
+            "secrets", "samples", "training", "evaluation")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
@@ -167,6 +167,69 @@ def _training(r: Report) -> str:
     return text + ".</p>" + _img(plots.training(r.training), "training loss")
 
 
+def _evaluation(r: Report) -> str:
+    """Each eval stage: perplexity per group (table and figure), pass@k, a few samples."""
+    if not r.evaluation:
+        return _none("evaluation")
+    out = [_side_by_side(r.evaluation)] if len(r.evaluation) > 1 else []
+    for e in r.evaluation:
+        out.append(f"<h3>{html.escape(e['stage'])}: {html.escape(str(e.get('model', '')))}</h3>")
+        ppl = e.get("perplexity")
+        if ppl:
+            rows = ppl["rows"]
+            out.append(f"<p>Perplexity on the {html.escape(str(ppl.get('split', '')))} split "
+                       f"of {html.escape(str(ppl.get('data', '')))} (context "
+                       f"{ppl.get('context', '?')}, stride {ppl.get('stride', '?')}).</p>")
+            out.append(_table(["group", "documents", "tokens", "loss", "perplexity"],
+                              [[x["group"], x["documents"], x["tokens"], x["loss"],
+                                x["perplexity"]] for x in rows], {1, 2, 3, 4}))
+            if any(x.get("perplexity") not in (None, float("inf")) for x in rows):
+                out.append(_img(plots.perplexity(rows), "perplexity per group"))
+        he = e.get("humaneval")
+        if he:
+            passk = he.get("pass_at_k") or {}
+            out.append(f"<p>HumanEval: {he.get('problems', '?')} problems, n = "
+                       f"{he.get('n', '?')} samples each, temperature "
+                       f"{he.get('temperature', '?')}, top-p {he.get('top_p', '?')}.</p>")
+            out.append(_table(list(passk), [list(passk.values())], set(range(len(passk)))))
+            for smp in he.get("examples", [])[:4]:
+                verdict = "passed" if smp.get("passed") else html.escape(
+                    str(smp.get("outcome", "failed")))
+                out.append(f"<p><b>{html.escape(str(smp.get('task_id')))}</b> — {verdict}</p>"
+                           f"<pre>{html.escape(str(smp.get('completion', ''))[:2000])}</pre>")
+    return "".join(out)
+
+
+def _side_by_side(evaluation: list[dict[str, Any]]) -> str:
+    """Several eval stages (an ablation): their numbers in one table, the first the baseline,
+    as `corpus eval compare` prints them; why not, when they are not comparable."""
+    from corpus.errors import InputError
+    from corpus.eval import compare
+
+    stages = [e["stage"] for e in evaluation]
+    try:
+        c = compare.compare([compare.Evaluated(e["stage"], e.get("perplexity"),
+                                               e.get("humaneval")) for e in evaluation])
+    except InputError as err:
+        return f"<p>The eval stages side by side: not shown ({html.escape(str(err))}).</p>"
+    text = (f"<p>Side by side, {html.escape(stages[0])} the baseline (a ratio below 1: a lower "
+            "perplexity).</p>")
+    groups = list(c.perplexity)
+    if len(groups) == 2 and groups[-1] == "all":  # one group: its row is the total
+        groups = groups[:1]
+    if groups:
+        text += _table(["group", "tokens", *stages, *(f"{s} / {stages[0]}" for s in stages[1:])],
+                       [[g, c.tokens[g], *("—" if v is None else v for v in c.perplexity[g]),
+                         *("—" if x is None else round(x, 4)
+                           for x in compare.ratios(c.perplexity[g])[1:])] for g in groups],
+                       set(range(1, 2 * len(stages) + 1)))
+    if c.pass_at_k:
+        text += _table(["HumanEval", *stages], [[k, *("—" if v is None else v for v in vs)]
+                                                for k, vs in c.pass_at_k.items()],
+                       set(range(1, len(stages) + 1)))
+    return text + "".join(f"<p>{html.escape(n)}</p>" for n in c.notes)
+
+
 def render(r: Report) -> str:
     body = {
         "funnel": ("Documents and bytes per stage", _funnel(r)),
@@ -178,6 +241,7 @@ def render(r: Report) -> str:
         "secrets": ("Secrets and PII found", _secrets(r)),
         "samples": ("Removed documents, by reason", _samples(r)),
         "training": ("Training", _training(r)),
+        "evaluation": ("Evaluation", _evaluation(r)),
     }
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = " · ".join(f'<a href="#{s}">{html.escape(body[s][0])}</a>' for s in SECTIONS)
