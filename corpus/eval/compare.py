@@ -128,6 +128,13 @@ def as_json(c: Comparison) -> dict[str, Any]:
             "pass_at_k": dict(c.pass_at_k), "notes": c.notes}
 
 
+def shown_groups(c: Comparison) -> list[str]:
+    """The rows a table shows: every group, then `all`, unless one group is all there is
+    (then its row is the total)."""
+    groups = list(c.perplexity)
+    return groups[:1] if len(groups) == 2 and groups[-1] == "all" else groups
+
+
 def ratios(values: list[float | None]) -> list[float | None]:
     """Each value over the first (the baseline): below 1 is a lower perplexity."""
     base = values[0]

@@ -41,7 +41,7 @@ def _fmt(v: float | None, spec: str) -> str:
 def render(c: Comparison) -> None:
     from rich.table import Table
 
-    from corpus.eval.compare import ratios
+    from corpus.eval.compare import ratios, shown_groups
 
     names = [f"[{i}] {n}" for i, n in enumerate(c.names)]
     for i, n in enumerate(names):
@@ -49,9 +49,7 @@ def render(c: Comparison) -> None:
     if c.perplexity:
         t = Table("group", "tokens", *(f"ppl [{i}]" for i in range(len(names))),
                   *(f"[{i}]/[0]" for i in range(1, len(names))), box=None, padding=(0, 2))
-        groups = list(c.perplexity)
-        if len(groups) == 2 and groups[-1] == "all":  # one group: its row is the total
-            groups = groups[:1]
+        groups = shown_groups(c)
         for g in groups:
             vs = c.perplexity[g]
             t.add_row(g, f"{c.tokens[g]:,}", *(_fmt(v, ",.3f") for v in vs),

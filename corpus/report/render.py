@@ -214,9 +214,7 @@ def _side_by_side(evaluation: list[dict[str, Any]]) -> str:
         return f"<p>The eval stages side by side: not shown ({html.escape(str(err))}).</p>"
     text = (f"<p>Side by side, {html.escape(stages[0])} the baseline (a ratio below 1: a lower "
             "perplexity).</p>")
-    groups = list(c.perplexity)
-    if len(groups) == 2 and groups[-1] == "all":  # one group: its row is the total
-        groups = groups[:1]
+    groups = compare.shown_groups(c)
     if groups:
         text += _table(["group", "tokens", *stages, *(f"{s} / {stages[0]}" for s in stages[1:])],
                        [[g, c.tokens[g], *("—" if v is None else v for v in c.perplexity[g]),
