@@ -30,7 +30,7 @@ def documents(work: Path, query: str = "github_multilang.sql", min_size: int = 0
                                              params={"min_size": min_size},
                                              partition_bytes=partition_bytes),
                               DatasetDir(str(work / "docs"))))
-    files = sorted(glob.glob(str(work / "docs" / "part-*.parquet")))
+    files = sorted(glob.glob(str(work / "docs" / "data" / "part-*.parquet")))
     return work / "docs", pq.read_table(files)
 
 

@@ -101,7 +101,7 @@ def main() -> None:
         runs10 = [dedup_core(big) for _ in range(3)]
         core10 = min(r["hash"] + r["decide"] for r in runs10)
 
-        parts = sorted(src.glob("part-*.parquet"))
+        parts = sorted(src.glob("data/part-*.parquet"))
 
         def io_only() -> None:
             for p in parts:

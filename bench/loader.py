@@ -107,7 +107,7 @@ class ConstantLengthDataset(IterableDataset):
 def sample(src: Path, out: Path, mb: float, parts: int = 4) -> int:
     """A sample of about `mb` MB of content (documents chosen by a hash of their id), as a
     dataset directory of `parts` partitions: small enough for the baseline's full epoch."""
-    files = sorted(src.glob("part-*.parquet"))
+    files = sorted(src.glob("data/part-*.parquet"))
     table = pq.read_table(files)
     order = np.argsort(row_hash(table, ["id", "repo_name", "path"], "bench-loader"))
     size = pc.binary_length(table.column("content")).to_numpy(zero_copy_only=False)

@@ -62,13 +62,13 @@ NGRAM, PERM = 5, 256
 
 
 def load(docs: Path) -> pa.Table:
-    return pq.read_table(sorted(docs.glob("part-*.parquet")),
+    return pq.read_table(sorted(docs.glob("data/part-*.parquet")),
                          columns=["id", "repo_name", "path", "content"])
 
 
 def build(work: Path, specs: list[str]) -> Path:
     """The documents as a dataset directory, built once and kept under .cache/."""
-    if (work / "docs" / "manifest.json").exists():
+    if (work / "docs" / "data").is_dir():  # built, in this layout, by an earlier run
         return work / "docs"
     dirs = fetch(specs)
     with Engine(workers=os.cpu_count(), progress=False) as e:
@@ -142,7 +142,7 @@ def run_datasketch_stream(docs: Path, threshold: float) -> set[int]:
     from datasketch import MinHash, MinHashLSH
 
     lsh, sigs, edges, i = MinHashLSH(threshold=threshold, num_perm=PERM), [], [], 0
-    for part in sorted(docs.glob("part-*.parquet")):
+    for part in sorted(docs.glob("data/part-*.parquet")):
         for text in pq.read_table(part, columns=["content"]).column("content").to_pylist():
             sh = python_shingles(text)
             m = MinHash(num_perm=PERM, seed=42)
@@ -192,7 +192,8 @@ def run_corpus(docs: Path, threshold: float, verify: bool, ready) -> tuple[float
             e.run(MinHashDedupJob(MinHashOptions(threshold=threshold, verify=verify),
                                   DatasetDir(str(docs)), DatasetDir(str(out / "o"))))
             seconds = time.perf_counter() - t0
-        names = pq.read_table(sorted(docs.glob("part-*.parquet")), columns=["repo_name", "path"])
+        names = pq.read_table(sorted(docs.glob("data/part-*.parquet")),
+                              columns=["repo_name", "path"])
         keys = {(r, p): i for i, (r, p) in enumerate(zip(
             *[names.column(c).to_pylist() for c in ("repo_name", "path")], strict=True))}
         removed = pq.read_table(out / "o" / "removed") if (out / "o" / "removed").exists() \

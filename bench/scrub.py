@@ -54,7 +54,7 @@ def real_files(n: int) -> list[tuple[str, str]]:
                                                 str(work / "tables")),
                                  DatasetDir(str(work / q))))
         for q in ("github_python.sql", "github_multilang.sql"):
-            t = pq.read_table(sorted((work / q).glob("part-*.parquet")),
+            t = pq.read_table(sorted((work / q).glob("data/part-*.parquet")),
                               columns=["path", "content"])
             for p, c in zip(t.column("path").to_pylist(), t.column("content").to_pylist(),
                             strict=True):

@@ -99,7 +99,7 @@ def prepare(work: Path) -> dict[str, Any]:
     t["shard"] = sh([corpus, "shard", str(work / "docs"), str(work / "tokens"), "--format",
                      "tokens", "--tokenizer", str(work / "tok"), "--seq-len", str(SEQ_LEN),
                      "--workers", "2", "--quiet"], logs / "shard.log")
-    docs = pq.read_table(sorted((work / "docs").glob("part-*.parquet")),
+    docs = pq.read_table(sorted((work / "docs").glob("data/part-*.parquet")),
                          columns=["id", "repo_name", "path", "content"])
     manifest = json.loads((work / "tokens" / "manifest.json").read_text())
     written = [r for r in manifest.get("runs", []) if r.get("computed")]
@@ -112,7 +112,7 @@ def prepare(work: Path) -> dict[str, Any]:
 def split_files(work: Path) -> dict[str, list[str]]:
     """CodeParrot's codeparrot-clean-train / -valid: the documents of the token shards' train
     and validation splits (by id, repo, path, from their .docs.parquet), as Parquet files."""
-    docs = pq.read_table(sorted((work / "docs").glob("part-*.parquet")),
+    docs = pq.read_table(sorted((work / "docs").glob("data/part-*.parquet")),
                          columns=["id", "repo_name", "path", "content"])
     out: dict[str, list[str]] = {}
     for split in ("train", "validation"):

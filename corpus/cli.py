@@ -4,7 +4,6 @@ as one line and exit 1, never as a traceback."""
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -312,20 +311,6 @@ def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool, mi
 
 
 @cli.command()
-@click.argument("directory", metavar="DIR")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def stats(directory: str, as_json: bool) -> None:
-    """Rows, bytes, languages, licenses and removal reasons of a dataset directory."""
-    from corpus import stats as st
-
-    s = st.collect(directory)
-    if as_json:
-        out.print_json(json.dumps(s, default=str))
-    else:
-        st.render(s, out)
-
-
-@cli.command()
 @click.argument("config", metavar="CONFIG.toml")
 @click.option("--output", default=None, metavar="ROOT", help="Override [pipeline].output.")
 @click.option("--overwrite", is_flag=True, help="Recompute every stage from scratch.")
@@ -395,6 +380,6 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-from corpus import cli_cloud, cli_eval, cli_model, cli_train  # noqa: E402  (register commands)
+from corpus import cli_cloud, cli_data, cli_eval, cli_model, cli_train  # noqa: E402  (register)
 
-__all__ = ["cli", "cli_cloud", "cli_eval", "cli_model", "cli_train", "main"]
+__all__ = ["cli", "cli_cloud", "cli_data", "cli_eval", "cli_model", "cli_train", "main"]

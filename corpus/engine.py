@@ -19,10 +19,11 @@ from typing import Any
 
 from rich.console import Console
 
+from corpus import dataset_card
 from corpus import manifest as mf
 from corpus.cluster import local_cluster, probe_scheduler
 from corpus.errors import ConfigError, CorpusError, InputError, InvariantError
-from corpus.io import DatasetDir
+from corpus.io import DatasetDir, check_layout, is_legacy
 from corpus.lock import writer_lock
 from corpus.log import Log
 from corpus.stage import WORK_DIR, PartitionedJob, execute, execute_global, marker_dir, now
@@ -187,6 +188,8 @@ class Engine:
         run.update(finished=now(), seconds=round(time.perf_counter() - t0, 3))
         manifest = self._manifest(job, fp, keys, done, runs, complete=True)
         manifest.update(extra)
+        if "card" not in extra:  # a job that writes its own card (Hub shards) says so
+            dataset_card.write(out, manifest)
         manifest["files"] = out.files()  # what "complete" promises: these files, these sizes
         lock.check()
         out.write_manifest(manifest)
@@ -260,6 +263,8 @@ class Engine:
         """Decide whether the output directory can be reused, resumed or must be refused."""
         out = job.output
         existing = out.manifest()
+        if is_legacy(existing) and not overwrite:  # resuming would mix two layouts
+            check_layout(out.url, existing)
         if existing is not None and existing.get("cleared"):  # a replace that was cut short
             out.clear()
             return None

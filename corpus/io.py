@@ -1,12 +1,18 @@
 """Dataset directories on any fsspec filesystem: atomic Parquet partitions, removed rows, JSON.
 
-Layout of a dataset directory (see docs/datasets.md):
-    part-00000.parquet ...        documents, zstd
+Layout of a dataset directory (see docs/datasets.md), a Hugging Face dataset folder:
+    data/part-00000.parquet ...   documents, zstd
     removed/part-00000.parquet    one row per dropped document (only where some were dropped)
+    README.md                     the dataset card: its `configs` name data/ (default) and
+                                  removed/, so `datasets.load_dataset(DIR)` reads the documents
     _done/part-00000.json         a partition's record, written after its data (resume marker)
     manifest.json                 the stage's record: config, input hash, counts, timings, and
                                   every file of the finished output with its size
     .corpus-lock                  the writer's lock (corpus/lock.py); never part of the data
+
+A folder without a manifest is read as plain Parquet: its `data/*.parquet`, else its top-level
+`*.parquet` files. A manifest of an older layout (documents at the top) is refused with the
+command that converts it (`corpus migrate`, corpus/migrate.py).
 
 A directory is complete only when its manifest says so and every file it lists is there with
 its recorded size (`problems`); a writer removes the manifest before anything else.
@@ -30,14 +36,18 @@ import pyarrow.parquet as pq
 
 from corpus.errors import InputError
 from corpus.lock import LOCK_FILE
+from corpus.manifest import FORMAT
 
 COMPRESSION = "zstd"
 #: Target uncompressed bytes per Parquet row group: big enough to compress well, small enough
 #: that a reader (or DuckDB's row-group pruning) does not pull a whole partition at once.
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 DONE_DIR = "_done"
+DATA_DIR = "data"
 REMOVED_DIR = "removed"
 MANIFEST = "manifest.json"
+#: Manifest formats whose documents lie at the top of the directory.
+LEGACY_FORMATS = ("corpus-dataset/1",)
 TMP_MARK = ".tmp-"
 #: Top-level folders of resume markers and multi-step scratch space (not data).
 SCRATCH = (DONE_DIR, "_work", "_chunks")
@@ -54,6 +64,7 @@ class DatasetDir:
     def __init__(self, url: str):
         self.url = str(url)
         self.fs, self.path = url_to_fs(self.url)
+        self._plain_cache: bool | None = None
 
     def __repr__(self) -> str:
         return f"DatasetDir({self.url!r})"
@@ -65,9 +76,17 @@ class DatasetDir:
     def join(self, *parts: str) -> str:
         return posixpath.join(self.path, *parts)
 
-    @staticmethod
-    def part_file(key: str) -> str:
-        return f"{key}.parquet"
+    def part_file(self, key: str) -> str:
+        """A partition's documents: data/KEY.parquet (KEY.parquet in a plain folder)."""
+        return f"{key}.parquet" if self._plain() else posixpath.join(DATA_DIR, f"{key}.parquet")
+
+    def _plain(self) -> bool:
+        """A folder of Parquet files at the top and no manifest (decided once)."""
+        if self._plain_cache is None:
+            self._plain_cache = not self.fs.exists(self.join(MANIFEST)) and \
+                not self.fs.isdir(self.join(DATA_DIR)) and self.fs.isdir(self.path) and any(
+                    p.endswith(".parquet") for p in self.fs.ls(self.path, detail=False))
+        return self._plain_cache
 
     @staticmethod
     def removed_file(key: str) -> str:
@@ -103,6 +122,7 @@ class DatasetDir:
     def complete_manifest(self) -> dict[str, Any] | None:
         """The manifest, when it says complete and every file it lists is intact."""
         m = self.manifest()
+        check_layout(self.url, m)
         return m if m is not None and m.get("complete") and not self.problems(m) else None
 
     def files(self) -> dict[str, int]:
@@ -227,6 +247,7 @@ class DatasetDir:
     def partition_keys(self) -> list[str]:
         """Partitions in order: the manifest's list, else every top-level *.parquet file."""
         manifest = self.manifest()
+        check_layout(self.url, manifest)
         if manifest is not None:
             if not manifest.get("complete"):
                 raise InputError(
@@ -240,7 +261,9 @@ class DatasetDir:
             return [p["key"] for p in manifest["partitions"]]
         if not self.exists():
             raise InputError(f"no such dataset directory: {self.url}")
-        files = sorted(p for p in self.fs.ls(self.path, detail=False) if p.endswith(".parquet"))
+        top = self.path if self._plain() else self.join(DATA_DIR)
+        files = sorted(p for p in self.fs.ls(top, detail=False) if p.endswith(".parquet")) \
+            if self.fs.isdir(top) else []
         if not files:
             raise InputError(f"{self.url} holds no manifest.json and no *.parquet files")
         return [posixpath.basename(p)[: -len(".parquet")] for p in files]
@@ -269,7 +292,7 @@ class DatasetDir:
         except InputError:  # unreadable: replaced all the same
             old = None
         if old is not None or not self.is_empty():
-            self.write_manifest({"format": "corpus-dataset/1", "complete": False,
+            self.write_manifest({"format": FORMAT, "complete": False,
                                  "cleared": True, "stage": (old or {}).get("stage")})
 
     def clear(self) -> None:
@@ -292,6 +315,19 @@ class DatasetDir:
         for p in leftovers:
             self.fs.rm(p)
         return len(leftovers)
+
+
+def is_legacy(manifest: dict[str, Any] | None) -> bool:
+    """A finished or half-written output of an older layout (not a tombstone of a replace)."""
+    return manifest is not None and not manifest.get("cleared") and \
+        manifest.get("format") in LEGACY_FORMATS
+
+
+def check_layout(url: str, manifest: dict[str, Any] | None) -> None:
+    """Refuse a directory of an older layout: it would be misread."""
+    if manifest is not None and is_legacy(manifest):
+        raise InputError(f"{url} is in the old corpus layout ({manifest.get('format')}, "
+                         f"documents at the top): convert it with `corpus migrate {url}`")
 
 
 def row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema,

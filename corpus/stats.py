@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from corpus import schema
 from corpus.errors import InputError
-from corpus.io import DatasetDir
+from corpus.io import DatasetDir, check_layout
 
 
 def collect(url: str) -> dict[str, Any]:
@@ -20,6 +20,7 @@ def collect(url: str) -> dict[str, Any]:
     if not d.exists():
         raise InputError(f"no such dataset directory: {url}")
     manifest = d.manifest()
+    check_layout(url, manifest)  # the old layout would be misread
     if manifest is not None:
         out = _from_manifest(url, manifest)
         if manifest.get("complete"):  # complete only if every listed file is intact

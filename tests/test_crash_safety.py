@@ -134,7 +134,7 @@ def test_damaged_output_is_recomputed_not_reused(site_tables, tmp_path):
     config.write_text(PIPELINE.format(out=root, tables=site_tables, queries=QUERIES))
     assert run_cli("run", str(config), "--workers", "2", "--quiet").returncode == 0
     clean = parquet_files(root)
-    parts = sorted((root / "python").glob("part-*.parquet"))
+    parts = sorted((root / "python").glob("data/part-*.parquet"))
     gone, cut = parts[1:4], parts[5]
     for p in gone:
         p.unlink()

@@ -48,7 +48,7 @@ def planted(real, tmp_path_factory) -> tuple[Path, dict[tuple[str, str], str]]:
     long_solutions = [t for t, s in PROBLEMS.items() if len(normalize(s.text)) >= 200
                       and len(normalize(DOCSTRINGS[t].text)) >= 60]
     how: dict[tuple[str, str], str] = {}
-    for part in sorted(real.glob("part-*.parquet")):
+    for part in sorted(real.glob("data/part-*.parquet")):
         t = pq.read_table(part)
         contents = t.column("content").to_pylist()
         keys = list(zip(t.column("repo_name").to_pylist(), t.column("path").to_pylist(),
@@ -112,7 +112,7 @@ def test_matches_plain_python_reference(planted):
 
 
 def test_benchmark_file_and_errors(engine, real, tmp_path):
-    t = pq.read_table(sorted(real.glob("part-*.parquet"))[0])
+    t = pq.read_table(sorted(real.glob("data/part-*.parquet"))[0])
     victim = t.column("content")[3].as_py()
     lines = [ln for ln in victim.splitlines() if len(ln.strip()) > 10][:6]
     bench = tmp_path / "mine.jsonl"

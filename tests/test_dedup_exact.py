@@ -38,7 +38,7 @@ def extracted(engine, site_tables, tmp_path_factory) -> dict[int, Path]:
 
 
 def rows(path: Path) -> list[dict]:
-    return pq.read_table(sorted(path.glob("part-*.parquet"))).to_pylist()
+    return pq.read_table(sorted(path.glob("data/part-*.parquet"))).to_pylist()
 
 
 def python_set_dedup(docs: list[dict], key=lambda d: d["content"], order=None) -> set:

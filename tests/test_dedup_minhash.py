@@ -45,7 +45,7 @@ def extracted(engine, near_dup_tables, tmp_path_factory) -> dict[int, Path]:
 
 
 def table_of(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("part-*.parquet")))
+    return pq.read_table(sorted(path.glob("data/part-*.parquet")))
 
 
 def keys_of(t: pa.Table) -> list[tuple[str, str]]:

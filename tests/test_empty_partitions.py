@@ -48,7 +48,7 @@ JOBS: dict[str, Callable[[DatasetDir, DatasetDir], Any]] = {
 def copy_parts(src: Path, out: Path) -> Path:
     """The partitions of src as a plain folder (no manifest: its keys are its files)."""
     out.mkdir(parents=True)
-    for p in sorted(src.glob("part-*.parquet")):
+    for p in sorted(src.glob("data/part-*.parquet")):
         shutil.copy(p, out / p.name)
     return out
 
@@ -62,7 +62,7 @@ def plain(python_docs, tmp_path_factory) -> Path:
 def with_empty(python_docs, tmp_path_factory) -> Path:
     """The same documents plus two 0-row partitions of the same schema."""
     out = copy_parts(python_docs, tmp_path_factory.mktemp("with-empty") / "docs")
-    first = pq.read_table(sorted(python_docs.glob("part-*.parquet"))[0])
+    first = pq.read_table(sorted(python_docs.glob("data/part-*.parquet"))[0])
     for key in EMPTY_KEYS:
         pq.write_table(first.slice(0, 0), out / f"{key}.parquet")
     return out
@@ -72,7 +72,7 @@ def with_empty(python_docs, tmp_path_factory) -> Path:
 def all_empty(python_docs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("all-empty") / "docs"
     out.mkdir()
-    first = pq.read_table(sorted(python_docs.glob("part-*.parquet"))[0])
+    first = pq.read_table(sorted(python_docs.glob("data/part-*.parquet"))[0])
     for key in EMPTY_KEYS:
         pq.write_table(first.slice(0, 0), out / f"{key}.parquet")
     return out
@@ -105,10 +105,10 @@ def test_empty_partitions_change_nothing(engine, plain, with_empty, tmp_path, ki
     assert (m["rows"], m["removed"], m["reasons"]) == (base["rows"], base["removed"],
                                                        base["reasons"])
     parts = {p["key"]: p for p in m["partitions"]}
-    schema = pq.read_schema(tmp_path / "base" / f"{base['partitions'][0]['key']}.parquet")
+    schema = pq.read_schema(tmp_path / "base" / "data" / f"{base['partitions'][0]['key']}.parquet")
     for key in EMPTY_KEYS:
         assert (parts[key]["rows_in"], parts[key]["rows"], parts[key]["removed"]) == (0, 0, 0)
-        written = pq.read_table(out / f"{key}.parquet")
+        written = pq.read_table(out / "data" / f"{key}.parquet")
         assert written.num_rows == 0 and written.schema == schema, key
     assert kept_keys(out) == kept_keys(tmp_path / "base")
     assert removed_reasons(out) == removed_reasons(tmp_path / "base")
@@ -142,7 +142,7 @@ def test_a_dataset_of_zero_rows_finishes_with_zero_kept(engine, all_empty, tmp_p
     m = engine.run(JOBS[kind](DatasetDir(str(all_empty)), DatasetDir(str(out))))
     assert (m["rows_in"], m["rows"], m["removed"]) == (0, 0, 0)
     assert m["complete"] and [p["key"] for p in m["partitions"]] == list(EMPTY_KEYS)
-    assert all(pq.read_metadata(out / f"{k}.parquet").num_rows == 0 for k in EMPTY_KEYS)
+    assert all(pq.read_metadata(out / "data" / f"{k}.parquet").num_rows == 0 for k in EMPTY_KEYS)
 
 
 def one_error_line(r: Any) -> str:

@@ -193,7 +193,8 @@ class LosesARow:
         return None
 
     def run_partition(self, key):
-        t = DatasetDir(self.source).read_parquet(f"{key}.parquet")
+        d = DatasetDir(self.source)
+        t = d.read_parquet(d.part_file(key))
         rec = write_documents(self.output, key, t.slice(0, t.num_rows - 1), t.schema)
         rec["rows_in"] = t.num_rows
         return rec

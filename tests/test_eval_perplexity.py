@@ -56,7 +56,7 @@ def ml_docs(engine, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ml_table(ml_docs) -> pa.Table:
-    t = pq.read_table(sorted(ml_docs.glob("part-*.parquet")))
+    t = pq.read_table(sorted(ml_docs.glob("data/part-*.parquet")))
     counts = dict(zip(*np.unique(t.column("language").to_pylist(), return_counts=True),
                       strict=True))
     assert set(counts) >= LANGUAGES and min(counts[g] for g in LANGUAGES) >= 10, counts

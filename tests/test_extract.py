@@ -45,7 +45,8 @@ def extract(engine, tables: Path, out: Path, query: str, params=None, partition_
                                     params=params or {}, partition_bytes=partition_bytes),
                      DatasetDir(str(out)))
     manifest = engine.run(job)
-    rows = [r for p in sorted(out.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    rows = [r for p in sorted(out.glob("data/part-*.parquet"))
+            for r in pq.read_table(p).to_pylist()]
     return job, manifest, rows
 
 
@@ -94,7 +95,7 @@ def test_partitions_are_id_ranges_sorted_and_complete(engine, site_tables, tmp_p
     bounds = ["", *id_bounds(n), "g"]
     total = 0
     for i in range(n):
-        t = pq.read_table(out / f"part-{i:05d}.parquet").to_pylist()
+        t = pq.read_table(out / "data" / f"part-{i:05d}.parquet").to_pylist()
         ids = [r["id"] for r in t]
         assert all(bounds[i] <= x < bounds[i + 1] for x in ids)
         keys = [(r["id"], r["repo_name"], r["path"]) for r in t]

@@ -52,7 +52,7 @@ def test_corrupt_data_page_is_one_line(python_docs, tmp_path, logs):
     src = tmp_path / "docs"
     shutil.copytree(python_docs, src)
     key = json.loads((src / "manifest.json").read_text())["partitions"][0]["key"]
-    part = src / f"{key}.parquet"
+    part = src / "data" / f"{key}.parquet"
     meta = pq.ParquetFile(part).metadata
     col = meta.row_group(0).column(meta.schema.names.index("content"))
     start = col.data_page_offset + 64  # inside the first data page of `content`, not a header
@@ -82,7 +82,8 @@ class RaisesWithText:
         return None
 
     def run_partition(self, key):
-        t = DatasetDir(self.source).read_parquet(f"{key}.parquet", columns=["content"])
+        d = DatasetDir(self.source)
+        t = d.read_parquet(d.part_file(key), columns=["content"])
         raise ValueError(f"cannot handle {t.column('content')[0].as_py()[:200]!r}")
 
 
@@ -95,7 +96,7 @@ def test_worker_exception_is_one_redacted_line_and_a_redacted_log(engine, python
     src = tmp_path / "docs"
     shutil.copytree(python_docs, src)
     key = DatasetDir(str(src)).partition_keys()[0]
-    t = pq.read_table(src / f"{key}.parquet")
+    t = pq.read_table(src / "data" / f"{key}.parquet")
     secret = "AKIA" + os.urandom(8).hex().upper()  # an AWS access key id, made up now
     content = t.column("content").to_pylist()
     content[0] = f"aws_access_key_id = '{secret}'\n" + content[0]
@@ -103,7 +104,7 @@ def test_worker_exception_is_one_redacted_line_and_a_redacted_log(engine, python
 
     t = t.set_column(t.schema.get_field_index("content"), "content",
                      pa.array(content, pa.large_string()))
-    pq.write_table(t, src / f"{key}.parquet")
+    pq.write_table(t, src / "data" / f"{key}.parquet")
     os.remove(src / "manifest.json")  # a plain folder of Parquet files now
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:

@@ -43,7 +43,7 @@ def real_docs(engine, tmp_path_factory) -> Path:
 
 
 def documents(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("part-*.parquet")))
+    return pq.read_table(sorted(path.glob("data/part-*.parquet")))
 
 
 def test_every_metric_equals_reference_on_real_files(real_docs):

@@ -159,7 +159,7 @@ def test_run_recomputes_every_stage_after_an_edit(tmp_path):
     assert "up to date" not in res.stderr
     for s in ("tables", "python"):
         assert json.loads((out / s / "manifest.json").read_text())["fingerprint"] != fps[s]
-    parts = [p for p in (out / "python").rglob("part-*.parquet") if "removed" not in p.parts]
+    parts = [p for p in (out / "python").rglob("data/part-*.parquet") if "removed" not in p.parts]
     docs = [d for p in parts for d in pq.read_table(p, columns=["repo_name", "path", "content"])
             .to_pylist()]
     (core,) = [d for d in docs if d["repo_name"].endswith("/idna") and d["path"] ==

@@ -40,7 +40,7 @@ def filtered(engine, site_tables, tmp_path_factory) -> Path:
 
 
 def documents(d: Path) -> pa.Table:
-    return pq.read_table(sorted(d.glob("part-*.parquet")))
+    return pq.read_table(sorted(d.glob("data/part-*.parquet")))
 
 
 def keyset(t) -> set[tuple]:
@@ -100,7 +100,7 @@ def test_split_is_deterministic_across_partitionings(engine, site_tables, filter
     engine.run(ExtractJob(ExtractOptions(str(QUERIES / "github_python.sql"), str(site_tables),
                                          partition_bytes=1 << 40), DatasetDir(str(other))))
     raw = filtered.parent / "raw"
-    assert len(list(other.glob("part-*"))) == 1 < len(list(raw.glob("part-*")))
+    assert len(list(other.glob("data/part-*"))) == 1 < len(list(raw.glob("data/part-*")))
 
     def valid_keys(url: str, folder: Path, **kw) -> set:
         layout = build(url, str(folder), LayoutOptions(SplitRule(**kw)))

@@ -211,7 +211,7 @@ def test_the_search_would_see_a_leak(planted, runs):
     import json
 
     needles, a, b = planted["needles"], runs["A"], runs["B"]
-    content = "\n".join(parquet_strings(p) for p in sorted((a / "raw").glob("part-*.parquet")))
+    content = "\n".join(parquet_strings(p) for p in sorted((a / "raw").glob("data/part-*.parquet")))
     assert found(needles, content) == needles, planted["seed"]
     scrub = json.loads((b / "scrubbed" / "manifest.json").read_text())
     assert {GENERATORS[k][0] for k in GENERATORS} <= set(scrub["secrets"]) | {"PRIVATE_KEY"}

@@ -33,7 +33,7 @@ FRACTION = 0.05
 
 
 def _input(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("part-*.parquet")))
+    return pq.read_table(sorted(path.glob("data/part-*.parquet")))
 
 
 def _shards(engine, src: Path, out: Path, fraction: float = FRACTION,

@@ -214,7 +214,7 @@ def key_run(engine, python_docs, tmp_path_factory) -> tuple[Path, list[str]]:
     (run / "raw").mkdir(parents=True)
     r = random.Random()
     keys = []
-    for n, part in enumerate(sorted(python_docs.glob("part-*.parquet"))):
+    for n, part in enumerate(sorted(python_docs.glob("data/part-*.parquet"))):
         t = pq.read_table(part)
         contents = t.column("content").to_pylist()
         if n == 0:

@@ -34,7 +34,7 @@ def planted(real, tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
     r = random.Random(11)
     values: dict[str, list[str]] = {k: [] for k in KINDS}
     i = 0
-    for part in sorted(real.glob("part-*.parquet")):
+    for part in sorted(real.glob("data/part-*.parquet")):
         t = pq.read_table(part)
         contents = t.column("content").to_pylist()
         for j in range(0, len(contents), 2):
@@ -53,7 +53,7 @@ def test_recall_on_planted_secrets_and_no_value_anywhere(engine, planted, tmp_pa
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "scrubbed"
     engine.run(ScrubJob(DatasetDir(str(src)), DatasetDir(str(out)), ScrubOptions()))
-    texts = "\n".join(pq.read_table(sorted(out.glob("part-*.parquet"))).column("content")
+    texts = "\n".join(pq.read_table(sorted(out.glob("data/part-*.parquet"))).column("content")
                       .to_pylist())
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     found = {k: sum(v not in texts for v in vs) for k, vs in values.items()}
@@ -72,7 +72,7 @@ def test_recall_on_planted_secrets_and_no_value_anywhere(engine, planted, tmp_pa
 
 def test_clean_real_files_are_left_alone(real):
     """≤ 1 % of real files altered by anything but real email / IP addresses."""
-    t = pq.read_table(sorted(real.glob("part-*.parquet")), columns=["path", "content"])
+    t = pq.read_table(sorted(real.glob("data/part-*.parquet")), columns=["path", "content"])
     altered, n = [], 0
     for path, text in zip(t.column("path").to_pylist(), t.column("content").to_pylist(),
                           strict=True):
@@ -130,7 +130,7 @@ def test_drop_files_with_and_errors_are_dropped(real, planted, tmp_path, monkeyp
 
     monkeypatch.setattr(st, "redact", boom)
     job = ScrubJob(DatasetDir(str(real)), DatasetDir(str(tmp_path / "x")), ScrubOptions())
-    t = pq.read_table(sorted(real.glob("part-*.parquet"))[0])
+    t = pq.read_table(sorted(real.glob("data/part-*.parquet"))[0])
     kept, dropped = job.map(t)
     assert kept.num_rows == 0 and dropped.num_rows == t.num_rows
     assert set(dropped.column("reason").to_pylist()) == {"scrub-error ValueError"}

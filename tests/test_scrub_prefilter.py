@@ -34,7 +34,7 @@ def test_line_windows_find_what_a_full_search_finds(text):
 
 
 def test_line_windows_on_real_files(python_docs):
-    files = sorted(python_docs.glob("part-*.parquet"))[:2]
+    files = sorted(python_docs.glob("data/part-*.parquet"))[:2]
     contents = [c for f in files for c in pq.read_table(f, columns=["content"])
                 .column("content").to_pylist()]
     assert len(contents) > 100

@@ -92,7 +92,7 @@ def docs(engine, tmp_path_factory) -> Path:
 
 
 def documents(d: Path) -> pa.Table:
-    return pq.read_table(sorted(d.glob("part-*.parquet")))
+    return pq.read_table(sorted(d.glob("data/part-*.parquet")))
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_push_and_both_shard_formats_hold_out_the_same_documents(rule, docs, out
 
 @pytest.mark.slow
 def test_partitions_and_workers_change_nothing(docs, one_partition, outputs):
-    assert len(list(docs.glob("part-*.parquet"))) > 2
+    assert len(list(docs.glob("data/part-*.parquet"))) > 2
     assert outputs("fractions", one_partition, 1) == outputs("fractions", docs, 2)
 
 

@@ -30,7 +30,7 @@ def stats_json(path) -> dict:
 
 
 def direct(path) -> dict:
-    t = pq.read_table(sorted(path.glob("part-*.parquet")))
+    t = pq.read_table(sorted(path.glob("data/part-*.parquet")))
     return {"rows": t.num_rows,
             "languages": Counter(t.column("language").to_pylist()),
             "licenses": Counter(t.column("license").to_pylist()),
@@ -43,14 +43,14 @@ def test_stats_from_manifest(multilang):
     assert Counter(s["languages"]) == d["languages"]
     assert Counter(s["licenses"]) == d["licenses"]
     assert s["content_bytes"] == d["content_bytes"]
-    assert s["bytes"] == sum(p.stat().st_size for p in multilang.glob("part-*.parquet"))
+    assert s["bytes"] == sum(p.stat().st_size for p in multilang.glob("data/part-*.parquet"))
     assert s["stage"] == "extract" and s["complete"]
 
 
 def test_stats_without_manifest(multilang, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
-    for p in multilang.glob("part-*.parquet"):
+    for p in multilang.glob("data/part-*.parquet"):
         shutil.copy(p, plain / p.name)
     s, d = stats_json(plain), direct(multilang)
     assert s["rows"] == d["rows"]

@@ -26,7 +26,7 @@ from tests.conftest import run_cli
 
 
 def _input(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("part-*.parquet")))
+    return pq.read_table(sorted(path.glob("data/part-*.parquet")))
 
 
 def _stream(root: Path, split: str) -> np.ndarray:

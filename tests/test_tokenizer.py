@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 
 
 def _docs(path: Path) -> list[str]:
-    t = pq.read_table(sorted(path.glob("part-*.parquet")))
+    t = pq.read_table(sorted(path.glob("data/part-*.parquet")))
     return [c for c in t.column("content").to_pylist() if c]
 
 

@@ -1,18 +1,19 @@
 """The dataset card (README.md with YAML metadata) of a pushed corpus and of `corpus shard
 --format parquet` output: what it is, where it came from, and what each stage removed, from the
 manifests of the stage chain. Its `configs` name each split's files, so `datasets.load_dataset`
-of the folder or of the Hub repository gives the splits."""
+of the folder or of the Hub repository gives the splits. Written by the one card writer,
+corpus/dataset_card.py (this module adds the Hub's metadata and the stage chain)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from corpus.dataset_card import FILE, render_text, split_config, stage_section
 from corpus.io import DatasetDir
 from corpus.manifest import resolve_url
 from corpus.units import format_bytes
 
-FILE = "README.md"
+__all__ = ["FILE", "HUB_LICENSES", "render", "size_category", "stage_chain", "stage_section"]
 
 #: License ids the Hub's metadata accepts that extraction produces (SPDX, lowercased); any
 #: other value (an expression like "mit and apache-2.0", a custom key) makes the card say
@@ -52,11 +53,11 @@ def stage_chain(url: str, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def render(repo_id: str, splits: dict[str, dict[str, Any]], url: str, licenses: dict[str, int],
-           languages: dict[str, int], rule: str | None = None) -> Any:
-    """A huggingface_hub DatasetCard (so it is exactly what the Hub parses) of these splits
-    (name -> files relative to the folder, rows, content_bytes); `rule`: the split rule in
-    words."""
-    from huggingface_hub import DatasetCard, DatasetCardData
+           languages: dict[str, int], rule: str | None = None) -> str:
+    """The card's text for these splits (name -> files relative to the folder, rows,
+    content_bytes); `rule`: the split rule in words. The metadata goes through
+    huggingface_hub's DatasetCardData, so it is what the Hub parses."""
+    from huggingface_hub import DatasetCardData
 
     rows = sum(s["rows"] for s in splits.values())
     known = sorted(k for k in licenses if k in HUB_LICENSES)
@@ -66,15 +67,13 @@ def render(repo_id: str, splits: dict[str, dict[str, Any]], url: str, licenses: 
         license_name="various (see the license table)" if other else None,
         language=["code"], tags=["code", "corpus"], pretty_name=repo_id.split("/")[-1],
         size_categories=[size_category(rows)], task_categories=["text-generation"],
-        configs=[{"config_name": "default", "data_files": [
-            {"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
+        configs=[split_config("default", list(splits), "data/{}-*.parquet")],
         dataset_info={"features": None, "splits": [
             {"name": s, "num_examples": v["rows"], "num_bytes": v["content_bytes"]}
             for s, v in splits.items()]},
     )
     data_dict = data.to_dict()
     data_dict["dataset_info"].pop("features", None)
-    data = DatasetCardData(**data_dict)
     body = [f"# {repo_id.split('/')[-1]}", "",
             "Source code files for training code language models, built with corpus "
             "from the extraction to the last stage listed below. One row per file: "
@@ -96,21 +95,5 @@ def render(repo_id: str, splits: dict[str, dict[str, Any]], url: str, licenses: 
              "removal with its reason.", ""]
     for m in stage_chain(url):
         body += stage_section(m)
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    return render_text(data_dict, body)
 
-
-def stage_section(m: dict[str, Any]) -> list[str]:
-    cfg = {k: v for k, v in (m.get("config") or {}).items() if v not in (None, [], {}, "")}
-    lines = [f"### {m.get('stage', '?')}", "",
-             f"{m.get('rows_in', m.get('rows', 0)):,} rows in, {m.get('rows', 0):,} kept, "
-             f"{m.get('removed', 0):,} removed.", ""]
-    if cfg:
-        lines += ["Configuration:", "", "```json",
-                  json.dumps(cfg, indent=1, sort_keys=True, default=str), "```", ""]
-    reasons = m.get("reasons") or {}
-    if reasons:
-        lines += ["| reason | rows | bytes |", "|---|---|---|"]
-        lines += [f"| {r} | {c['rows']:,} | {format_bytes(c['bytes'])} |"
-                  for r, c in sorted(reasons.items(), key=lambda x: -x[1]["rows"])]
-        lines.append("")
-    return lines

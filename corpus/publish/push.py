@@ -123,7 +123,7 @@ def push(url: str, opts: PushOptions, token: str | None = None,
         licenses, languages = _counts(layout)
         card = cards.render(opts.repo_id, layout.splits, url, licenses, languages,
                             rule.describe())
-        card.save(f"{folder}/{cards.FILE}")
+        Path(folder, cards.FILE).write_text(card)
         done = _upload(folder, opts, DATASET_FILES, DATASET_FILES[1:],
                        f"corpus push: {layout.rows_in:,} files", token, say)
         return {**done, "splits": _split_counts(layout.splits)}

@@ -215,9 +215,11 @@ class HubShardJob(MapJob):
         name = posixpath.basename(self.output.path.rstrip("/"))
         card = cards.render(name, splits, self.input.url, mf.merge_counts(records, "licenses"),
                             mf.merge_counts(records, "languages"), self.rule.describe())
-        text = str(card).encode()
+        text = card.encode()
         self.output._atomic(cards.FILE, lambda f: f.write(text))
-        return {"parquet": {"format": FORMAT, "splits": splits, "card": cards.FILE}}
+        # "card": written here (the Hub's card), so the engine does not write its own
+        return {"parquet": {"format": FORMAT, "splits": splits, "card": cards.FILE},
+                "card": cards.FILE}
 
     def write_state(self, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         splits: dict[str, dict[str, Any]] = {}
