@@ -49,6 +49,7 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
         "licenses": m.get("licenses", {}), "timings": m.get("timings", {}),
         "config": m.get("config", {}), "secrets": m.get("secrets", {}),
         **({"tokens": m["tokens"]} if "tokens" in m else {}),
+        **({"splits": m["parquet"]["splits"]} if "parquet" in m else {}),
     }
     steps = {}
     for run in m.get("runs", []):  # what each global step reported, latest run winning
@@ -125,6 +126,11 @@ def render(s: dict[str, Any], console: Any, top: int = 12) -> None:
                       f"(of {s.get('rows_in', 0):,}); on disk {format_bytes(s.get('bytes') or 0)}"
                       f" in {s.get('partitions', 0)} shards")
         console.print(describe(s), highlight=False)
+    elif s.get("splits"):  # Hub Parquet shards: documents per split
+        console.print(f"documents: {s['rows']:,} in {s.get('partitions', 0)} Parquet shards, "
+                      f"on disk {format_bytes(s.get('bytes') or 0)}; " + "; ".join(
+                          f"{k}: {v['rows']:,} ({len(v['files'])} shards)"
+                          for k, v in s["splits"].items()), highlight=False)
     elif s.get("rows") is not None and s.get("kind") == "dataset":
         console.print(
             f"rows: {s['rows']:,} kept, {s.get('removed', 0):,} removed "
