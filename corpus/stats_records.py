@@ -141,12 +141,16 @@ def render(s: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     console.print(f"[bold]{s['url']}[/] — a run of {len(s['stages'])} stages")
-    t = Table("stage", "kind", "rows in → kept", "removed", "bytes", "state", box=None,
-              padding=(0, 2))
+    t = Table(box=None, padding=(0, 1))
+    for name in ("stage", "kind", "rows in", "→ kept", "removed", "bytes", "state"):
+        t.add_column(name, no_wrap=True, justify="left" if name in ("stage", "kind", "state")
+                     else "right")
+
+    def n(v: int | None) -> str:
+        return "" if v is None else f"{v:,}"
+
     for r in s["stages"]:
-        flow = "" if r["rows"] is None else f"{r.get('rows_in') or 0:,} → {r['rows']:,}"
-        t.add_row(r["stage"], str(r["kind"]), flow,
-                  "" if r["removed"] is None else f"{r['removed']:,}",
+        t.add_row(r["stage"], str(r["kind"]), n(r["rows_in"]), n(r["rows"]), n(r["removed"]),
                   "" if r["bytes"] is None else format_bytes(r["bytes"]), r["state"])
     console.print(t)
 

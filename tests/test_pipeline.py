@@ -138,6 +138,30 @@ def check_demo(root: Path, res: subprocess.CompletedProcess[str]) -> None:
     assert last < first - 1  # the tiny model learns
     assert "outputs under" in res.stdout
     check_demo_eval(root / "eval")
+    check_demo_stats(root)
+
+
+def check_demo_stats(root: Path) -> None:
+    """`corpus stats` on every stage folder of the demo and on its root: each one's figures."""
+    stages = [s["name"] for s in json.loads((root / "pipeline.json").read_text())["stages"]]
+    for name in stages:
+        r = subprocess.run([sys.executable, "-m", "corpus", "stats", str(root / name), "--json"],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, (name, r.stderr)
+        s = json.loads(r.stdout)
+        if (root / name / "manifest.json").exists():
+            m = manifest(root / name)
+            assert (s.get("rows"), s.get("removed")) == (m.get("rows"), m.get("removed")), name
+        else:
+            assert s["kind"] in ("tokenizer", "train", "model", "eval") and s["line"], name
+    r = subprocess.run([sys.executable, "-m", "corpus", "stats", str(root), "--json"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = {x["stage"]: x for x in json.loads(r.stdout)["stages"]}
+    assert list(rows) == stages and all(x["state"] == "complete" for x in rows.values())
+    clean = manifest(root / "clean")
+    assert (rows["clean"]["rows_in"], rows["clean"]["rows"]) == (clean["rows_in"], clean["rows"])
+    assert rows["train"]["line"].startswith("train: loss")
 
 
 def check_demo_eval(folder: Path) -> None:
