@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -170,7 +171,7 @@ CASES: dict[str, tuple[tuple[str, str], tuple[str, ...]]] = {
     "rule-key": (("max = 1000", "mx = 1000"),
                  ('stage "filtered" (filter): rules #2: unknown key mx', "did you mean max?")),
     "rule-name": (('rule = "line_max"', 'rule = "line_mx"'),
-                  ('stage "filtered" (filter): rule #2: unknown rule', "line_mx")),
+                  ('stage "filtered" (filter): rules #2: unknown rule', "line_mx")),
     "params-key": (("min_size = 1024", "min_sise = 1024"),
                    ('stage "raw" (extract): params: unknown parameter @min_sise',)),
     # types
@@ -339,11 +340,18 @@ def test_every_kind_has_its_options_parser():
     assert set(pipeline.KINDS) == set(stage_options.PARSERS)
 
 
-def test_rule_spec_takes_exactly_the_metrics_options():
-    """RuleSpec's option keys are what the metrics' signatures accept: the two cannot drift."""
-    accepted = {name for m in METRICS.values()
-                for name in inspect.signature(m.fn).parameters if name != "d"}
-    assert set(RuleSpec.__annotations__) - {"rule", "min", "max", "probability"} == accepted
+@pytest.mark.parametrize(("option", "message"), [
+    ({"scan_lines": 0}, "rules #1.scan_lines: must be at least 1, got the integer 0"),
+    ({"coeff": "0.1"}, "rules #1.coeff: expected a number, got the string"),
+    ({"keywords": "test"}, "rules #1.keywords: expected"),
+])
+def test_rule_options_are_checked_from_the_metrics_signature(option, message):
+    """A metric's keyword parameters are its options, their annotations the checks: RuleSpec
+    lists no option of its own, so the two cannot drift."""
+    assert set(RuleSpec.__annotations__) == {"rule", "metric", "min", "max", "by", "probability"}
+    assert "scan_lines" in inspect.signature(METRICS["config_or_test"].fn).parameters
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        stage_options.parse("filter", {"rules": [{"rule": "config_or_test", **option}]}, "t")
 
 
 @pytest.mark.parametrize(("cls", "field", "value", "expected"), [
