@@ -4,7 +4,9 @@ per-document computation on real files; and the config errors, one line each."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,7 +20,7 @@ from corpus.filters import reference as ref
 from corpus.filters import registry
 from corpus.filters import rules as rl
 from corpus.filters.metrics import METRICS
-from corpus.filters.stage import apply_rules, compute_metrics
+from corpus.filters.stage import RuleSpec, apply_rules, compute_metrics
 from corpus.github.build import GithubTablesJob, GithubTablesOptions
 from corpus.io import DatasetDir
 from tests import extra_filters
@@ -155,3 +157,17 @@ def test_metric_is_a_synonym_of_rule_and_a_plugin_counts_once():
     with pytest.raises(ConfigError, match="appears twice with other options"):
         rl.parse([{"rule": PLUGIN, "max": 0.5}, {"rule": PLUGIN, "min": 0.1,
                                                   "markers": {"py": "#"}}], "t")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"scan_lines": 0}, "rules #1.scan_lines: must be at least 1, got the integer 0"),
+    ({"coeff": "0.1"}, "rules #1.coeff: expected a number, got the string"),
+    ({"keywords": "test"}, "rules #1.keywords: expected"),
+])
+def test_rule_options_are_checked_from_the_metrics_signature(option, message):
+    """A metric's keyword parameters are its options, their annotations the checks: RuleSpec
+    lists no option of its own, so the two cannot drift."""
+    assert set(RuleSpec.__annotations__) == {"rule", "metric", "min", "max", "by", "probability"}
+    assert "scan_lines" in inspect.signature(METRICS["config_or_test"].fn).parameters
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        stage_options.parse("filter", {"rules": [{"rule": "config_or_test", **option}]}, "t")
