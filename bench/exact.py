@@ -36,6 +36,7 @@ import _summary
 from _corpus import best_of, documents
 
 from corpus import duck
+from corpus import text as tx
 from corpus.dedup.exact import (
     ExactDedupJob,
     ExactOptions,
@@ -43,7 +44,6 @@ from corpus.dedup.exact import (
     decisions_sql,
 )
 from corpus.engine import Engine
-from corpus.filters import text as tx
 from corpus.io import DatasetDir
 
 

@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _summary
 from _releases import MAIN, SCALE, fetch
 
+from corpus import text as tx
 from corpus.dedup import minhash as mh
 from corpus.dedup.components import components
 from corpus.dedup.near import MinHashDedupJob, MinHashOptions
@@ -51,7 +52,6 @@ from corpus.dedup.sets import jaccard
 from corpus.dedup.shingles import shingles
 from corpus.engine import Engine
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
-from corpus.filters import text as tx
 from corpus.github.build import GithubTablesJob, GithubTablesOptions
 from corpus.io import DatasetDir
 from tests.near_truth import score

@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from corpus.dedup.xxh3 import hash_spans
+from corpus.xxh3 import row_hash
 
-
-def row_hash(table: pa.Table | pa.RecordBatch, columns: list[str], salt: str = "") -> np.ndarray:
-    """xxh3_64 of 'salt NUL col1 NUL col2 …' per row (nulls as ''), vectorized over Arrow."""
-    sep = pa.scalar("\0", pa.large_string())
-    parts = [pa.array(np.full(table.num_rows, salt, dtype=object), pa.large_string())]
-    parts += [pc.fill_null(table.column(c).cast(pa.large_string()), "") for c in columns]
-    keys = pc.binary_join_element_wise(*parts, sep)
-    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    if len(keys) == 0:
-        return np.zeros(0, np.uint64)
-    offsets = np.frombuffer(keys.buffers()[1], np.int64)[keys.offset:keys.offset + len(keys) + 1]
-    data = np.frombuffer(keys.buffers()[2] or b"\0", np.uint8)
-    return hash_spans(data, offsets[:-1], np.diff(offsets))
+__all__ = ["row_hash", "validation_mask"]
 
 
 def validation_mask(table: pa.Table | pa.RecordBatch, fraction: float) -> np.ndarray:

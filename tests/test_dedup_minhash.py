@@ -16,6 +16,7 @@ import xxhash
 from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
+from corpus import text as tx
 from corpus.dedup import minhash as mh
 from corpus.dedup.components import components
 from corpus.dedup.near import MinHashDedupJob, MinHashOptions
@@ -23,7 +24,6 @@ from corpus.dedup.sets import jaccard
 from corpus.dedup.shingles import TOKEN, reference, shingles
 from corpus.engine import Engine
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
-from corpus.filters import text as tx
 from corpus.io import DatasetDir
 from tests.conftest import QUERIES, run_cli
 from tests.near_truth import score, true_pairs

@@ -10,8 +10,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corpus import text as tx
 from corpus.filters import reference as ref
-from corpus.filters import text as tx
 from corpus.filters.metrics import METRICS
 from corpus.filters.stage import compute_metrics
 

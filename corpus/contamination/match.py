@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from corpus.contamination.benchmarks import Snippet
 from corpus.dedup.shingles import reference, shingles
-from corpus.filters.text import text_of
+from corpus.text import text_of
 
 WS = re.compile(r"\s+")
 N = 5  # tokens per n-gram of the exact-match prefilter

@@ -18,26 +18,23 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from corpus import duck, schema
-from corpus.errors import ConfigError
-from corpus.filters import text as tx
+from corpus import text as tx
+from corpus.dedup import ranking as rk
+from corpus.dedup.ranking import Ranking
 from corpus.io import DatasetDir
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
 
 STAGE = "dedup-exact"
 KEYS_DIR = f"{WORK_DIR}/keys"
 DECISIONS = f"{WORK_DIR}/decisions.parquet"
-RANKABLE = {"copies", "size", "license"}
-#: one keeper preference: a RANKABLE column and its order (license: by license_preference)
-Ranking = Literal["copies", "copies asc", "copies desc", "size", "size asc", "size desc",
-                  "license", "license asc"]
+
 
 
 @dataclass
@@ -81,22 +78,6 @@ def hex_of(digests: pa.Array) -> pa.Array:
                                             pa.py_buffer(chars.tobytes()), validity)
 
 
-def _rank_columns(table: pa.Table, opts: ExactOptions) -> dict[str, pa.Array]:
-    cols = {}
-    for i, spec in enumerate(opts.ranking):
-        col, _, order = spec.partition(" ")
-        v = table.column(col).combine_chunks()
-        if col == "license":
-            prefs = {k: j for j, k in enumerate(opts.license_preference)}
-            ranks = [(prefs.get(x, len(prefs)), x or "") for x in v.to_pylist()]
-            cols[f"r{i}a"] = pa.array([r[0] for r in ranks], pa.int64())
-            cols[f"r{i}b"] = pa.array([r[1] for r in ranks], pa.large_string())
-        else:
-            v = pc.fill_null(v.cast(pa.int64()), 0)
-            cols[f"r{i}a"] = pc.negate(v) if order == "desc" else v
-    return cols
-
-
 DECISIONS_SCHEMA = pa.schema([
     ("part", pa.int32()), ("pos", pa.int32()), ("kept_id", pa.large_string()),
     ("kept_repo", pa.large_string()), ("kept_path", pa.large_string())])
@@ -131,17 +112,10 @@ class ExactDedupJob(MapJob):
                 schema.Column("path", schema.STRING), schema.Column("content", schema.STRING))
 
     def __init__(self, opts: ExactOptions, input: DatasetDir, output: DatasetDir):
-        for spec in opts.ranking:
-            col, _, order = spec.partition(" ")
-            if col not in RANKABLE or order not in ("", "asc", "desc") or \
-                    (col == "license" and order == "desc"):
-                raise ConfigError(f"dedup: cannot rank by {spec!r} (use copies/size with "
-                                  "asc|desc, or license with license_preference)")
+        rk.check(opts.ranking)
         self.opts = opts
         self.results: dict[str, Any] = {}
-        self.requires = self.requires + tuple(
-            schema.Column(s.partition(" ")[0], schema.INT64 if not s.startswith("license")
-                          else schema.STRING) for s in opts.ranking)
+        self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
             "ranking": opts.ranking, "license_preference": opts.license_preference})
@@ -152,14 +126,14 @@ class ExactDedupJob(MapJob):
     # 1. per partition: hashes and keys -----------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
         cols = ["id", "repo_name", "path", "content",
-                *{s.partition(" ")[0] for s in self.opts.ranking}]
+                *rk.columns(self.opts.ranking)]
         t = self.input.read_parquet(self.input.part_file(key), columns=cols)
         keys = pa.table({
             "hash": content_hashes(t.column("content"), self.opts.ignore_whitespace),
             "id": t.column("id"), "repo_name": t.column("repo_name"), "path": t.column("path"),
             "part": pa.array(np.full(t.num_rows, self.keys.index(key), dtype=np.int32)),
             "pos": pa.array(np.arange(t.num_rows, dtype=np.int32)),
-            **_rank_columns(t, self.opts),
+            **rk.rank_columns(t, self.opts.ranking, self.opts.license_preference),
         })
         rel = posixpath.join(KEYS_DIR, f"{key}.parquet")
         self.output.write_parquet(rel, keys, keys.schema, row_group_bytes=8 << 20)

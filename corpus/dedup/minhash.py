@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from corpus.dedup.shingles import Shingles
-from corpus.dedup.xxh3 import hash_spans
+from corpus.xxh3 import hash_spans
 
 EMPTY = np.uint32(0xFFFFFFFF)  # the value of a signature without shingles
 

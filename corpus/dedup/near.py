@@ -33,17 +33,17 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from corpus import duck, schema
+from corpus import text as tx
 from corpus.config_check import Size
 from corpus.dedup import kernels
 from corpus.dedup import minhash as mh
+from corpus.dedup import ranking as rk
 from corpus.dedup.components import components
-from corpus.dedup.exact import RANKABLE, Ranking, _rank_columns
+from corpus.dedup.ranking import Ranking
 from corpus.dedup.sets import SetBlock
 from corpus.dedup.shingles import shingles
 from corpus.dedup.verify import EDGES, GROUPED, accepted_edges
 from corpus.errors import ConfigError
-from corpus.filters import text as tx
-from corpus.filters.stage import slices
 from corpus.io import DatasetDir
 from corpus.malloc import release_free_memory, retain_freed_memory
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
@@ -99,14 +99,10 @@ class MinHashDedupJob(MapJob):
         if opts.bands * opts.rows > opts.num_perm:
             raise ConfigError(f"dedup --minhash: {opts.bands} bands x {opts.rows} rows need "
                               f"{opts.bands * opts.rows} permutations, more than {opts.num_perm}")
-        for spec in opts.ranking:
-            if spec.partition(" ")[0] not in RANKABLE:
-                raise ConfigError(f"dedup: cannot rank by {spec!r}")
+        rk.check(opts.ranking)
         self.opts = opts
         self.results: dict[str, Any] = {}
-        self.requires = self.requires + tuple(
-            schema.Column(s.partition(" ")[0], schema.STRING if s.startswith("license")
-                          else schema.INT64) for s in opts.ranking)
+        self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {"method": "minhash", **vars(opts)})
 
     def steps(self) -> list[tuple[str, str]]:
@@ -118,12 +114,12 @@ class MinHashDedupJob(MapJob):
         retain_freed_memory()
         o, part = self.opts, self.keys.index(key)
         cols = ["id", "repo_name", "path", "content",
-                *{s.partition(" ")[0] for s in o.ranking}]
+                *rk.columns(o.ranking)]
         t = self.input.read_parquet(self.input.part_file(key), columns=cols)
         content = t.column("content").combine_chunks()
         sigs, counts, sets = [], [], []
         nbytes = pc.fill_null(pc.binary_length(content), 0).to_numpy(zero_copy_only=False)
-        cuts = slices(nbytes, SLICE_BYTES)
+        cuts = tx.slices(nbytes, SLICE_BYTES)
         for a, b in itertools.pairwise(cuts):
             sh = shingles(tx.text_of(content.slice(a, b - a)), o.ngram)
             sigs.append(mh.signatures(sh, o.num_perm, o.seed))
@@ -145,7 +141,7 @@ class MinHashDedupJob(MapJob):
                          "pos": pa.array(pos), "id": t.column("id"),
                          "repo_name": t.column("repo_name"), "path": t.column("path"),
                          "shingles": pa.array(count.astype(np.int64)),
-                         **_rank_columns(t, _exact_opts(o))})
+                         **rk.rank_columns(t, o.ranking, o.license_preference)})
         width = 4 * o.num_perm
         sigcol = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), t.num_rows,
                                                       [None, pa.py_buffer(sig.tobytes())])
@@ -383,9 +379,3 @@ class MinHashDedupJob(MapJob):
         gone = removed_rows(table.take(pa.array(pos[removed])), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(pa.array(~drop)), kept.schema,
                                gone, rows_in=table.num_rows)
-
-
-def _exact_opts(o: MinHashOptions) -> Any:
-    from corpus.dedup.exact import ExactOptions
-
-    return ExactOptions(ranking=o.ranking, license_preference=o.license_preference)

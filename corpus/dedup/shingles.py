@@ -1,6 +1,6 @@
 """Documents as sets of shingles: tokens are maximal runs of [A-Za-z0-9_], a shingle is n
 consecutive tokens, and its hash is xxh3_64 of the n tokens' own xxh3_64 values (8 bytes each,
-little-endian) — all vectorized over the Arrow buffer (corpus/dedup/xxh3.py).
+little-endian) — all vectorized over the Arrow buffer (corpus/xxh3.py).
 
 A document with fewer than n tokens (but some) has one shingle: all its tokens; so two such
 documents are near-duplicates only if they have the very same token sequence, never merely
@@ -16,7 +16,7 @@ import numpy as np
 import xxhash
 
 from corpus.dedup.kernels import shingle_hashes, token_hashes
-from corpus.filters.text import Text
+from corpus.text import Text
 
 TOKEN = re.compile(rb"[A-Za-z0-9_]+")
 

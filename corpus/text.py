@@ -299,3 +299,13 @@ def strip_space(t: Text) -> Text:
     offsets = np.zeros(t.n + 1, dtype=np.int64)
     np.cumsum(kept, out=offsets[1:])
     return Text(t.data[keep], offsets[:-1], offsets[1:], t.valid)
+
+
+def slices(nbytes: np.ndarray, limit: int) -> list[int]:
+    """Row cut points: a new slice wherever the running byte count passes a multiple of
+    `limit` (a slice exceeds it by at most one document)."""
+    if len(nbytes) == 0:
+        return [0]
+    block = np.cumsum(nbytes) // max(limit, 1)
+    cuts = np.flatnonzero(np.diff(block)) + 1
+    return [0, *cuts.tolist(), len(nbytes)]
