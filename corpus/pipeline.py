@@ -121,15 +121,11 @@ def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: 
 
 
 def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-               overwrite: bool = False, **kw: Any) -> dict[str, Any]:
-    from corpus.tokens import bpe
+               **kw: Any) -> dict[str, Any]:
+    from corpus.tokens.tokenizer_job import train
 
-    opts = options_of(spec)
-    d = _needs_input(spec, input_url)
-    if not overwrite and (done := bpe.reusable(out.path, d.content_hash(d.partition_keys()),
-                                               opts)):
-        return done
-    return bpe.train(d.url, out.path, opts)
+    return train(_needs_input(spec, input_url).url, out.url, options_of(spec), engine=engine,
+                 **kw)
 
 
 def _shard(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
@@ -273,8 +269,8 @@ def describe(result: dict[str, Any]) -> str | None:
         return export(result, str(result.get("out", "")))
     if result.get("stage") == "shard-parquet":
         return str(result["summary"])
-    if "trained_docs" in result:
+    if result.get("stage") == "tokenizer" and "tokenizer" in result:
         from corpus.tokens.bpe import summary
 
-        return summary(result, str(result.get("out", "")))
+        return summary(result["tokenizer"], "")
     return None
