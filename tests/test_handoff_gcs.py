@@ -11,6 +11,7 @@ import pytest
 
 from corpus import pipeline
 from tests.cloud import gcs_fs, make_bucket
+from tests.conftest import ROOT
 
 STAGES = ("tokenizer", "tokens", "parquet")
 
@@ -107,3 +108,38 @@ def test_a_rerun_on_gs_is_up_to_date(runs, engine, python_docs, tmp_path):
     assert generations() == before  # nothing rewritten, not even a manifest
     for stage in STAGES:
         assert len(seen[stage]["runs"]) == 1, stage  # the first run's record, no new one
+
+
+@pytest.mark.slow
+def test_train_reads_gs_shards_and_keeps_checkpoints_local(runs, engine, python_docs, tmp_path,
+                                                           monkeypatch):
+    """A train stage under the gs:// root: it streams the token shards from gs://, its run
+    folder (checkpoints included) is local, and its log and config are copied to gs://."""
+    from corpus.localdir import local_dir
+
+    _, remote = runs
+    monkeypatch.setenv("CORPUS_LOCAL_DIR", str(tmp_path / "local"))
+    cfg = _config(tmp_path, python_docs)
+    cfg.write_text(cfg.read_text() + f"""
+[[stages]]
+name = "train"
+kind = "train"
+input = "tokens"
+model = "{ROOT / 'pipelines/train/tiny.toml'}"
+deepspeed = "{ROOT / 'pipelines/train/zero2.json'}"
+max_steps = 2
+micro_batch = 2
+""")
+    seen: dict[str, dict] = {}
+    pipeline.run(pipeline.load(str(cfg)), engine, output=f"gs://{remote}",
+                 on_stage=lambda spec, url, m: seen.update({spec.name: m}))
+    assert seen["train"]["steps"] == 2
+    fs = gcs_fs()
+    run = Path(local_dir(f"gs://{remote}/train"))
+    assert run.is_relative_to(tmp_path / "local")
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step2"
+    config = json.loads(fs.cat_file(f"{remote}/train/config.json"))
+    assert config["args"]["data"] == f"gs://{remote}/tokens"
+    events = [json.loads(line) for line in fs.cat_file(f"{remote}/train/log.jsonl").splitlines()]
+    assert [e["step"] for e in events if e["event"] == "train"] == [1, 2]
+    assert not fs.exists(f"{remote}/train/checkpoints")
