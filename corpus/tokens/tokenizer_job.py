@@ -80,6 +80,8 @@ class TokenizerJob(MapJob):
             if compare else None
         super().__init__(input, output, {"format": FORMAT, **asdict(opts),
                                          "compare": compare, "compare_sha256": compared})
+        if self.rows_in == 0:  # said here, before any work, rather than by a worker
+            raise InputError(f"{input.url} holds no documents to train on (0 rows)")
         self.sized = bpe.has_size(input, self.keys)
         self.held_cut = bpe.heldout_cut(opts)
 
