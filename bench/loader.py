@@ -61,6 +61,7 @@ from corpus.publish.layout import LayoutOptions, build
 from corpus.splits import SplitRule
 from corpus.tokens import bpe
 from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+from corpus.tokens.tokenizer_job import train as train_tokenizer
 from corpus.train.data import TokenShards
 
 SEQ_LEN = 1024
@@ -141,10 +142,8 @@ def prepare(work: Path, mb: float) -> dict[str, Any]:
     url = str(work / "sample")
     tok_dir = work / "tokenizer"
     opts = bpe.TokenizerOptions(vocab_size=VOCAB, sample_docs=3000)
-    d = DatasetDir(url)
-    if bpe.reusable(str(tok_dir), d.content_hash(d.partition_keys()), opts) is None:
-        bpe.train(url, str(tok_dir), opts)
     with Engine(workers=1, progress=False) as engine:
+        train_tokenizer(url, str(tok_dir), opts, engine=engine)  # up to date when done before
         job = TokenShardJob(TokenShardOptions(tokenizer=str(tok_dir), seq_len=SEQ_LEN,
                                               valid_fraction=0.01),
                             DatasetDir(url), DatasetDir(str(work / "tokens")))

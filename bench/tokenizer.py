@@ -2,8 +2,9 @@
 
 Same vocabulary size (8192 and 32768), same byte-level BPE recipe (corpus.tokens.bpe.build),
 same held-back documents, in one run:
-  code      `corpus tokenizer train` (corpus.tokens.bpe.train) on real code documents (every text
-            file of PolyCoder's languages in site-packages, `--sample-docs` of them by id hash);
+  code      `corpus tokenizer train` (corpus.tokens.tokenizer_job.train) on real code
+            documents (every text file of PolyCoder's languages in site-packages,
+            `--sample-docs` of them by id hash);
             it holds back 2 % of the documents (by id hash) and reports chars/token on them, for
             itself and for the prose tokenizer (compare=)
   prose     the same recipe trained on the prose of this environment: the long descriptions in
@@ -38,6 +39,7 @@ import _summary
 from _corpus import documents
 
 from corpus.tokens import bpe
+from corpus.tokens.tokenizer_job import train
 
 VOCABS = (8192, 32768)
 HELDOUT = 0.02
@@ -133,10 +135,9 @@ def main() -> None:
             tok.save(str(prose_file))
             code_dir = work / f"code-{vocab}"
             t0 = time.perf_counter()
-            report = bpe.train(str(docs), str(code_dir),
-                               bpe.TokenizerOptions(vocab_size=vocab,
-                                                    sample_docs=args.sample_docs),
-                               compare=str(prose_file))
+            report = train(str(docs), str(code_dir),
+                           bpe.TokenizerOptions(vocab_size=vocab, sample_docs=args.sample_docs),
+                           compare=str(prose_file), overwrite=True)["tokenizer"]
             code_s = time.perf_counter() - t0
             code_tok = bpe.load(str(code_dir))
             rows.append(("code (corpus tokenizer train)", vocab, report["trained_chars"] / 1e6,
@@ -173,8 +174,9 @@ def main() -> None:
               f"{code[3] / other[3]:.2f}x the tokens of the code one (code: "
               f"{1 - other[3] / code[3]:.0%} fewer); held-back prose takes the code tokenizer "
               f"{other[4] / code[4]:.2f}x the tokens of the prose one")
-    print("train s: prose = train_from_iterator alone; code = bpe.train end to end (reads the "
-          "Parquet, splits by id hash, trains, measures both tokenizers on held-back code)")
+    print("train s: prose = train_from_iterator alone; code = tokenizer_job.train end to end "
+          "(reads the Parquet, splits by id hash, trains, measures both tokenizers on held-back "
+          "code)")
     _summary.write(args.summary, headline)
 
 

@@ -31,16 +31,20 @@ def tokenizer() -> None:
 @click.option("--compare", default=None, metavar="TOKENIZER",
               help="Another tokenizer (folder or tokenizer.json) to report on the same "
               "held-back documents, e.g. one trained on general text.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
 def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: int | None,
-                    heldout: float, compare: str | None) -> None:
+                    heldout: float, compare: str | None, overwrite: bool, engine: Any) -> None:
     """Byte-level BPE (GPT-2 byte alphabet, whitespace runs kept, <|endoftext|>) trained on
-    the documents of IN; OUT loads with transformers' AutoTokenizer."""
+    the documents of IN; OUT loads with transformers' AutoTokenizer. IN and OUT may be
+    gs:// URLs; a finished OUT is up to date, a killed run resumes."""
     from corpus.tokens import bpe
+    from corpus.tokens.tokenizer_job import train
 
     opts = bpe.TokenizerOptions(vocab_size=vocab_size, sample_docs=sample_docs,
                                 heldout_fraction=heldout)
-    r = bpe.train(input_dir, out_dir, opts, compare=compare)
-    out.print(bpe.summary(r, out_dir), highlight=False)
+    m = train(input_dir, out_dir, opts, compare=compare, engine=engine, overwrite=overwrite)
+    out.print(bpe.summary(m["tokenizer"], out_dir), highlight=False)
 
 
 @cli.command()

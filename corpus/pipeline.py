@@ -31,7 +31,7 @@ from typing import Any
 from corpus import stage_options
 from corpus.config_check import read_toml, validate
 from corpus.engine import Engine
-from corpus.errors import ConfigError
+from corpus.errors import ConfigError, InputError
 from corpus.io import DatasetDir
 from corpus.pipeline_config import (
     STAGE_REFERENCES,
@@ -121,15 +121,11 @@ def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: 
 
 
 def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-               overwrite: bool = False, **kw: Any) -> dict[str, Any]:
-    from corpus.tokens import bpe
+               **kw: Any) -> dict[str, Any]:
+    from corpus.tokens.tokenizer_job import train
 
-    opts = options_of(spec)
-    d = _needs_input(spec, input_url)
-    if not overwrite and (done := bpe.reusable(out.path, d.content_hash(d.partition_keys()),
-                                               opts)):
-        return done
-    return bpe.train(d.url, out.path, opts)
+    return train(_needs_input(spec, input_url).url, out.url, options_of(spec), engine=engine,
+                 **kw)
 
 
 def _shard(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
@@ -148,29 +144,55 @@ def _shard(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetD
 
 def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
            **kw: Any) -> dict[str, Any]:
+    """The token shards may be remote (read through fsspec); the run folder is local
+    (corpus/localdir.py), copied to a remote output less its checkpoints."""
+    from corpus.localdir import local_dir, publish
     from corpus.train.launch import run_stage
 
-    return run_stage(options_of(spec), _needs_input(spec, input_url).url, out.path,
-                     overwrite=kw.get("overwrite", False))
+    run_dir = local_dir(out.url)
+    result = run_stage(options_of(spec), _needs_input(spec, input_url).url, run_dir,
+                       overwrite=kw.get("overwrite", False))
+    publish(run_dir, out.url, keep_local=("checkpoints",))
+    return result
+
+
+def _local_input(spec: StageSpec, input_url: str | None, what: str) -> str:
+    """The local folder of an earlier train / export stage (where its checkpoints are)."""
+    from pathlib import Path
+
+    from corpus.localdir import local_dir
+
+    if not input_url:
+        raise ConfigError(f"stage {spec.name} ({spec.kind}) needs `input`: {what}")
+    local = local_dir(input_url)
+    if local != input_url and not Path(local).exists():
+        raise InputError(f"stage {spec.name}: {input_url} was made on another machine; "
+                         f"{spec.kind} reads its local folder ({local}): run it there")
+    return local
 
 
 def _export(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
             **kw: Any) -> dict[str, Any]:
+    from corpus.localdir import local_dir, publish
     from corpus.train.export import export
 
-    if not input_url:
-        raise ConfigError(f"stage {spec.name} (export) needs `input`: a train stage")
-    return {**export(input_url, out.path, options_of(spec)), "out": out.url}
+    run = _local_input(spec, input_url, "a train stage")
+    folder = local_dir(out.url)
+    result = export(run, folder, options_of(spec))
+    publish(folder, out.url)
+    return {**result, "out": out.url}
 
 
 def _eval(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
           **kw: Any) -> dict[str, Any]:
     from corpus.eval.stage import run
+    from corpus.localdir import local_dir, publish
 
-    if not input_url:
-        raise ConfigError(f"stage {spec.name} (eval) needs `input`: an export stage or a "
-                          "model folder")
-    return {**run(input_url, out.path, options_of(spec)), "out": out.url}
+    model = _local_input(spec, input_url, "an export stage or a model folder")
+    folder = local_dir(out.url)
+    result = run(model, folder, options_of(spec))
+    publish(folder, out.url)
+    return {**result, "out": out.url}
 
 
 #: Stage kinds a config can name. A new stage kind adds one entry here and one to
@@ -273,8 +295,8 @@ def describe(result: dict[str, Any]) -> str | None:
         return export(result, str(result.get("out", "")))
     if result.get("stage") == "shard-parquet":
         return str(result["summary"])
-    if "trained_docs" in result:
+    if result.get("stage") == "tokenizer" and "tokenizer" in result:
         from corpus.tokens.bpe import summary
 
-        return summary(result, str(result.get("out", "")))
+        return summary(result["tokenizer"], "")
     return None

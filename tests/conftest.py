@@ -154,12 +154,14 @@ def near_dup_tables(engine, release_dirs, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tokenizer_dir(python_docs, tmp_path_factory) -> Path:
+def tokenizer_dir(engine, python_docs, tmp_path_factory) -> Path:
     """A small BPE trained on the real Python files (corpus tokenizer train)."""
     from corpus.tokens import bpe
+    from corpus.tokens.tokenizer_job import train
 
     out = tmp_path_factory.mktemp("tokenizer")
-    bpe.train(str(python_docs), str(out), bpe.TokenizerOptions(vocab_size=2048, sample_docs=600))
+    train(str(python_docs), str(out), bpe.TokenizerOptions(vocab_size=2048, sample_docs=600),
+          engine=engine)
     return out
 
 

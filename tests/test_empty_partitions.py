@@ -25,6 +25,7 @@ from corpus.scrub.redact import ScrubOptions
 from corpus.scrub.stage import ScrubJob
 from corpus.tokens import bpe
 from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+from corpus.tokens.tokenizer_job import train
 from tests.conftest import run_cli
 
 #: 0-row partitions: before the first real one ('-' sorts before '.') and between two others
@@ -117,8 +118,9 @@ def test_empty_partitions_change_nothing(engine, plain, with_empty, tmp_path, ki
 def test_tokenizer_and_token_shards_with_an_empty_partition(engine, plain, with_empty,
                                                             tmp_path):
     opts = bpe.TokenizerOptions(vocab_size=600, sample_docs=200)
-    base = bpe.train(str(plain), str(tmp_path / "tok-base"), opts)
-    rep = bpe.train(str(with_empty), str(tmp_path / "tok"), bpe.TokenizerOptions(**vars(opts)))
+    base = train(str(plain), str(tmp_path / "tok-base"), opts, engine=engine)["tokenizer"]
+    rep = train(str(with_empty), str(tmp_path / "tok"), bpe.TokenizerOptions(**vars(opts)),
+                engine=engine)["tokenizer"]
     assert (rep["trained_docs"], rep["heldout_docs"]) == (base["trained_docs"],
                                                           base["heldout_docs"]) != (0, 0)
     assert bpe.load(str(tmp_path / "tok")).get_vocab() == \

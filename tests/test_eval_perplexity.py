@@ -269,13 +269,14 @@ def test_the_command_prints_json_and_a_bar(models, subset):
 
 
 @pytest.fixture(scope="module")
-def other_model(ml_docs, tmp_path_factory) -> Path:
+def other_model(engine, ml_docs, tmp_path_factory) -> Path:
     """A model folder with a tokenizer of its own (trained on ml_docs)."""
     from corpus.tokens import bpe
+    from corpus.tokens.tokenizer_job import train
 
     root = tmp_path_factory.mktemp("ppl-other")
-    bpe.train(str(ml_docs), str(root / "tok"), bpe.TokenizerOptions(vocab_size=400,
-                                                                    sample_docs=100))
+    train(str(ml_docs), str(root / "tok"), bpe.TokenizerOptions(vocab_size=400, sample_docs=100),
+          engine=engine)
     return tiny_model_folder(root / "tok", root / "model", context=CONTEXT)
 
 

@@ -104,11 +104,13 @@ def one_partition(docs, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tok(docs, tmp_path_factory) -> Path:
+def tok(engine, docs, tmp_path_factory) -> Path:
     from corpus.tokens import bpe
+    from corpus.tokens.tokenizer_job import train
 
     out = tmp_path_factory.mktemp("splits-tok")
-    bpe.train(str(docs), str(out), bpe.TokenizerOptions(vocab_size=1024, sample_docs=300))
+    train(str(docs), str(out), bpe.TokenizerOptions(vocab_size=1024, sample_docs=300),
+          engine=engine)
     return out
 
 

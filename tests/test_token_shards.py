@@ -22,6 +22,7 @@ from corpus.tokens import bpe
 from corpus.tokens import format as fmt
 from corpus.tokens.dataset import open_tokens
 from corpus.tokens.shards import TokenShardJob, TokenShardOptions
+from corpus.tokens.tokenizer_job import train
 from tests.conftest import run_cli
 
 
@@ -141,7 +142,7 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_damaged_shards_and_foreign_tokenizer_are_refused(token_shards, tmp_path,
+def test_damaged_shards_and_foreign_tokenizer_are_refused(engine, token_shards, tmp_path,
                                                           python_docs):
     m = json.loads((token_shards / "manifest.json").read_text())
     first = m["tokens"]["splits"]["train"]["shards"][0] + ".arrow"
@@ -165,8 +166,8 @@ def test_damaged_shards_and_foreign_tokenizer_are_refused(token_shards, tmp_path
         open_tokens(str(wide)).reader(0)
 
     other = tmp_path / "other-tok"
-    bpe.train(str(python_docs), str(other), bpe.TokenizerOptions(vocab_size=300,
-                                                                 sample_docs=20))
+    train(str(python_docs), str(other), bpe.TokenizerOptions(vocab_size=300, sample_docs=20),
+          engine=engine)
     with pytest.raises(InputError, match="is not the one"):
         open_tokens(str(token_shards), tokenizer=str(other))
 

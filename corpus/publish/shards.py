@@ -2,22 +2,20 @@
 split by corpus/splits.py (the same documents `--format tokens` and `corpus push` put in
 validation and test), made on the engine
 (corpus/publish/shard_job.py), so a killed run resumes per shard, a finished one is reused
-("up to date") and the manifest accounts for every row like any other stage's."""
+("up to date") and the manifest accounts for every row like any other stage's. IN and OUT may
+be gs:// (any fsspec URL), as for every stage."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 from corpus.config_check import Size, validate
-from corpus.errors import ConfigError
 from corpus.io import MANIFEST, DatasetDir
-from corpus.publish.shard_job import DATA_DIR, STATE, HubShardJob
+from corpus.publish.shard_job import STATE, HubShardJob
 from corpus.publish.split import LayoutOptions
 from corpus.splits import Fraction, Preset, SplitChoice, SplitRule, empty_notes
-from corpus.tokens.format import is_local
 from corpus.units import format_bytes
 
 
@@ -41,13 +39,8 @@ def parquet_shards(engine: Any, input: DatasetDir, out: DatasetDir,
     """Run the shard job; the result is its manifest plus a one-line `summary`. The engine
     reuses, resumes or refuses the output like any stage's (replace_stale: a pipeline)."""
     options.check(where)
-    if not is_local(out.fs):
-        raise ConfigError(f"{where}: parquet shards are written to a local folder, not "
-                          f"{out.url} (push them to the Hub with `corpus push`)")
     if replace_stale and not out.exists(MANIFEST) and out.exists(STATE):
-        # shards of a corpus version that wrote them without the engine: ours, stale
-        shutil.rmtree(out.join(DATA_DIR), ignore_errors=True)
-        out.fs.rm(out.join(STATE))
+        out.clear()  # shards of a corpus version that wrote them without the engine: ours
     rule = options.split_rule()
     opts = LayoutOptions(rule, shard_bytes=options.shard_bytes)
     manifest = engine.run(HubShardJob(input, out, opts), overwrite=overwrite,

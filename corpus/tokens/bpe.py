@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from corpus.errors import ConfigError, InputError
-from corpus.io import DatasetDir
+from corpus.io import DatasetDir, url_to_fs
 from corpus.keys import row_hash
 
 EOT = "<|endoftext|>"
@@ -57,47 +58,70 @@ class TokenizerOptions:
             raise ConfigError("the held-back fraction must be in [0, 1)")
 
 
-def _batches(d: DatasetDir, columns: list[str]) -> Iterator[Any]:
-    for key in d.partition_keys():
+def _batches(d: DatasetDir, columns: list[str], keys: list[str] | None = None,
+             ) -> Iterator[Any]:
+    for key in d.partition_keys() if keys is None else keys:
         with d.fs.open(d.join(d.part_file(key)), "rb") as f:
             yield from pq.ParquetFile(f).iter_batches(BATCH_ROWS, columns=columns)
 
 
-def _sample_cut(d: DatasetDir, opts: TokenizerOptions, heldout_cut: np.uint64) -> np.uint64:
-    """The id-hash below which the `sample_docs` training documents lie (first pass over the
-    small columns; documents with size 0 are not counted, as they are not trained on)."""
+def heldout_cut(opts: TokenizerOptions) -> np.uint64:
+    """Documents whose id hash is below this are held back (never trained on)."""
+    return np.uint64(int(opts.heldout_fraction * 2.0**64))
+
+
+def has_size(d: DatasetDir, keys: list[str]) -> bool:
+    """Whether the input has a `size` column (decided by its first partition)."""
+    if not keys:
+        return False
+    return "size" in d.parquet_metadata(d.part_file(keys[0])).schema.to_arrow_schema().names
+
+
+def trainable_hashes(batch: Any, cut: np.uint64, sized: bool) -> np.ndarray:
+    """The id hashes of a batch's documents that may be sampled for training: not held back,
+    and (when the input has sizes) not empty."""
+    h = row_hash(batch, ["id", "repo_name", "path"], "tok")
+    keep = h >= cut
+    if sized:
+        keep &= pc.fill_null(batch.column("size"), 0).to_numpy(zero_copy_only=False) > 0
+    return h[keep]
+
+
+def sample_cut(hashes: np.ndarray, sample_docs: int | None) -> np.uint64:
+    """The id hash below which (inclusive) the `sample_docs` training documents lie."""
+    if sample_docs is None or sample_docs >= len(hashes):
+        return np.uint64(2**64 - 1)
+    return np.sort(hashes)[sample_docs - 1]
+
+
+def _sample_cut(d: DatasetDir, opts: TokenizerOptions, cut: np.uint64) -> np.uint64:
+    """sample_cut over the whole input, in this process (the stage does it per partition)."""
     if opts.sample_docs is None:
         return np.uint64(2**64 - 1)
-    key = d.partition_keys()[0]
-    names = d.parquet_metadata(d.part_file(key)).schema.to_arrow_schema().names
-    cols = ["id", "repo_name", "path", *(["size"] if "size" in names else [])]
-    hashes = []
-    for b in _batches(d, cols):
-        h = row_hash(b, ["id", "repo_name", "path"], "tok")
-        keep = h >= heldout_cut
-        if "size" in cols:
-            keep &= pc.fill_null(b.column("size"), 0).to_numpy(zero_copy_only=False) > 0
-        hashes.append(h[keep])
-    every = np.sort(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
-    if opts.sample_docs is None or opts.sample_docs >= len(every):
-        return np.uint64(2**64 - 1)
-    return every[opts.sample_docs - 1]
+    keys = d.partition_keys()
+    sized = has_size(d, keys)
+    cols = ["id", "repo_name", "path", *(["size"] if sized else [])]
+    hashes = [trainable_hashes(b, cut, sized) for b in _batches(d, cols, keys)]
+    return sample_cut(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
+                      opts.sample_docs)
 
 
-def split_texts(d: DatasetDir, opts: TokenizerOptions) -> tuple[Iterator[str], list[str]]:
-    """(training texts, streamed; held-back texts). The split is by a hash of (id, repo, path)."""
-    heldout_cut = np.uint64(int(opts.heldout_fraction * 2.0**64))
-    sample_cut = _sample_cut(d, opts, heldout_cut)
+def split_texts(d: DatasetDir, opts: TokenizerOptions, cut: np.uint64 | None = None,
+                ) -> tuple[Iterator[str], list[str]]:
+    """(training texts, streamed; held-back texts, filled as the first is read). The split is
+    by a hash of (id, repo, path); `cut`: the sample's (computed here when None)."""
+    held_cut = heldout_cut(opts)
+    cut = _sample_cut(d, opts, held_cut) if cut is None else cut
     heldout: list[str] = []
 
     def train() -> Iterator[str]:
         for b in _batches(d, ["id", "repo_name", "path", "content"]):
             h = row_hash(b, ["id", "repo_name", "path"], "tok")
             content = b.column("content").to_pylist()
-            for i in np.flatnonzero(h < heldout_cut):
+            for i in np.flatnonzero(h < held_cut):
                 if content[i]:
                     heldout.append(content[i])
-            for i in np.flatnonzero((h >= heldout_cut) & (h <= sample_cut)):
+            for i in np.flatnonzero((h >= held_cut) & (h <= cut)):
                 if content[i]:
                     yield content[i]
 
@@ -137,76 +161,69 @@ def file_hash(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save(tok: Any, out: Path, opts: TokenizerOptions, report: dict[str, Any]) -> dict[str, Any]:
-    """tokenizer.json, the transformers files, and our report (with the file's sha256)."""
-    out.mkdir(parents=True, exist_ok=True)
-    tok.save(str(out / FILE))
-    special = {"bos_token": EOT, "eos_token": EOT, "unk_token": EOT}
-    (out / "special_tokens_map.json").write_text(json.dumps(special, indent=1) + "\n")
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": opts.model_max_length,
-        "clean_up_tokenization_spaces": False, "add_prefix_space": False, **special,
-    }, indent=1) + "\n")
-    report = {**report, "sha256": file_hash(out / FILE), "vocab_size": tok.get_vocab_size(),
-              "eot_id": tok.token_to_id(EOT), "options": asdict(opts)}
-    (out / REPORT).write_text(json.dumps(report, indent=1) + "\n")
-    return report
-
-
-def train(input_url: str, out_dir: str, opts: TokenizerOptions,
-          compare: str | None = None) -> dict[str, Any]:
-    """Train on the documents of a dataset directory; return the report. The report is
-    written last and names the tokenizer's sha256: a kill halfway is never reused."""
-    from corpus.lock import writer_lock
-
-    with writer_lock(out_dir):
-        return _train(input_url, out_dir, opts, compare)
-
-
-def _train(input_url: str, out_dir: str, opts: TokenizerOptions,
-           compare: str | None) -> dict[str, Any]:
-    opts.check()
-    d = DatasetDir(input_url)
-    texts, heldout = split_texts(d, opts)
+def fit(texts: Iterator[str], opts: TokenizerOptions) -> tuple[Any, dict[str, int]]:
+    """Train the BPE on these texts; returns it and what it was trained on."""
     tok, trainer = build(opts.vocab_size, opts.min_frequency)
-    counted = {"docs": 0, "chars": 0}
+    counted = {"trained_docs": 0, "trained_chars": 0}
 
     def counting() -> Iterator[str]:
         for t in texts:
-            counted["docs"] += 1
-            counted["chars"] += len(t)
+            counted["trained_docs"] += 1
+            counted["trained_chars"] += len(t)
             yield t
 
     tok.train_from_iterator(counting(), trainer=trainer)
-    if counted["docs"] == 0:
-        raise InputError(f"{input_url} holds no documents with content to train on")
-    report: dict[str, Any] = {
-        "input": input_url, "input_hash": d.content_hash(d.partition_keys()),
-        "trained_docs": counted["docs"], "trained_chars": counted["chars"],
-        "heldout_docs": len(heldout), "chars_per_token": chars_per_token(tok, heldout)}
-    if compare:
-        report["compare"] = {"tokenizer": compare,
-                             "chars_per_token": chars_per_token(load(compare), heldout)}
-    return save(tok, Path(out_dir), opts, report)
+    return tok, counted
+
+
+def folder_files(tok: Any, opts: TokenizerOptions, report: dict[str, Any],
+                 ) -> dict[str, bytes]:
+    """The folder's files, in writing order: tokenizer.json, the transformers files, and our
+    report (with the tokenizer's sha256) last, so a kill halfway never looks finished."""
+    data = tok.to_str(pretty=True).encode()
+    special = {"bos_token": EOT, "eos_token": EOT, "unk_token": EOT}
+    config = {"tokenizer_class": "PreTrainedTokenizerFast",
+              "model_max_length": opts.model_max_length,
+              "clean_up_tokenization_spaces": False, "add_prefix_space": False, **special}
+    report = {**report, "sha256": hashlib.sha256(data).hexdigest(),
+              "vocab_size": tok.get_vocab_size(), "eot_id": tok.token_to_id(EOT),
+              "options": asdict(opts)}
+    return {FILE: data, "special_tokens_map.json": _json(special),
+            "tokenizer_config.json": _json(config), REPORT: _json(report)}
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1) + "\n").encode()
+
+
+def tokenizer_url(path: str) -> str:
+    """tokenizer.json inside a folder, or the file itself (a local path or an fsspec URL)."""
+    fs, p = url_to_fs(str(path))
+    f = posixpath.join(p, FILE) if fs.isdir(p) else p
+    if not fs.isfile(f):
+        raise InputError(f"no tokenizer at {path} (expected a folder with {FILE} or the file)")
+    return posixpath.join(str(path).rstrip("/"), FILE) if f != p else str(path)
 
 
 def tokenizer_file(path: str) -> Path:
-    """tokenizer.json inside a folder, or the file itself."""
-    p = Path(path)
-    f = p / FILE if p.is_dir() else p
-    if not f.is_file():
-        raise InputError(f"no tokenizer at {path} (expected a folder with {FILE} or the file)")
-    return f
+    """tokenizer.json inside a local folder, or the file itself."""
+    return Path(tokenizer_url(path))
+
+
+def tokenizer_text(path: str) -> str:
+    """The tokenizer.json of a folder or file, local or remote."""
+    fs, p = url_to_fs(tokenizer_url(path))
+    return bytes(fs.cat_file(p)).decode("utf-8")
 
 
 def load(path: str) -> Any:
     from tokenizers import Tokenizer
 
-    f = tokenizer_file(path)
+    text = tokenizer_text(path)
     try:
-        return Tokenizer.from_file(str(f))
+        return Tokenizer.from_str(text)
     except Exception as e:  # tokenizers raises plain Exception subclasses
-        raise InputError(f"cannot load tokenizer {f}: {e}") from e
+        raise InputError(f"cannot load tokenizer {tokenizer_url(path)}: {e}") from e
 
 
 def summary(report: dict[str, Any], out_dir: str) -> str:
@@ -220,13 +237,3 @@ def summary(report: dict[str, Any], out_dir: str) -> str:
     if "compare" in report and report["compare"]["chars_per_token"] is not None:
         line += f"; {report['compare']['tokenizer']}: {report['compare']['chars_per_token']:.2f}"
     return line
-
-
-def reusable(out_dir: str, input_hash: str, opts: TokenizerOptions) -> dict[str, Any] | None:
-    """The report of a tokenizer already trained on this input with these options."""
-    p = Path(out_dir) / REPORT
-    if not p.exists() or not (Path(out_dir) / FILE).exists():
-        return None
-    report = json.loads(p.read_text())
-    same = report.get("input_hash") == input_hash and report.get("options") == asdict(opts)
-    return report if same and file_hash(Path(out_dir) / FILE) == report.get("sha256") else None

@@ -56,7 +56,7 @@ def open_tokens(url: str, split: str = "train", tokenizer: str | None = None,
         raise InputError(f"{url}: the manifest's dtype {t.get('dtype')!r} is not one of "
                          f"{', '.join(fmt.DTYPES)}")
     if tokenizer is not None:
-        got = hashlib.sha256(bpe.tokenizer_file(tokenizer).read_bytes()).hexdigest()
+        got = hashlib.sha256(bpe.tokenizer_text(tokenizer).encode()).hexdigest()
         if got != t["tokenizer_sha256"]:
             raise InputError(f"tokenizer {tokenizer} (sha256 {got[:12]}…) is not the one "
                              f"{url} was made with ({t['tokenizer_sha256'][:12]}…)")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -93,8 +92,8 @@ class TokenShardJob(MapJob):
         opts.check()
         self.opts, self.rule = opts, opts.split_rule()
         self.repos = valid_repos(self.rule.valid_from) if self.rule.valid_from else None
-        self.tokenizer_path = str(bpe.tokenizer_file(opts.tokenizer))
-        self.tokenizer_json = Path(self.tokenizer_path).read_text(encoding="utf-8")
+        self.tokenizer_path = bpe.tokenizer_url(opts.tokenizer)  # a local path or a URL
+        self.tokenizer_json = bpe.tokenizer_text(self.tokenizer_path)
         self.tokenizer_sha256 = hashlib.sha256(self.tokenizer_json.encode()).hexdigest()
         tok = bpe.load(self.tokenizer_path)
         self.eos_id = tok.token_to_id(bpe.EOT)
@@ -138,7 +137,9 @@ class TokenShardJob(MapJob):
             self.output.write_parquet(rel, rm, rm.schema)
             files.append(rel)
             t = t.filter(pa.array(~empty))
-        tok = bpe.for_documents(bpe.load(self.tokenizer_path))
+        from tokenizers import Tokenizer
+
+        tok = bpe.for_documents(Tokenizer.from_str(self.tokenizer_json))
         # no offsets: a third faster than encode_batch, the same ids (measured on real code)
         encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
         texts = t.column("content").to_pylist()

@@ -1,0 +1,121 @@
+"""`corpus tokenizer train IN OUT` on the engine, so it resumes, is fingerprinted and has a
+manifest like every stage, and IN and OUT may be gs:// (any fsspec URL).
+
+Two steps (the BPE itself is corpus/tokens/bpe.py):
+1. scan (per input partition, in parallel): the id hashes of the documents that may be
+   sampled for training (not held back, not empty), kept as `_work/scan/<part>.parquet`;
+2. train (once, after every partition): the sample's cut from those hashes alone, then the BPE
+   trained on the sampled texts streamed from the input, and OUT's files written: tokenizer.json,
+   what transformers needs to load OUT, and the report (corpus_tokenizer.json).
+
+The same input and options give the same tokenizer.json bytes, whatever the partitioning or
+the number of workers. A finished OUT is up to date (the manifest lists its files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpus import schema
+from corpus.engine import Engine
+from corpus.errors import InputError
+from corpus.io import MANIFEST, DatasetDir
+from corpus.stage import WORK_DIR, MapJob
+from corpus.tokens import bpe
+
+STAGE = "tokenizer"
+FORMAT = "corpus-tokenizer/1"
+SCAN_DIR = f"{WORK_DIR}/scan"
+
+
+def scan_partition(d: DatasetDir, key: str, held_cut: np.uint64, sized: bool,
+                   ) -> tuple[int, np.ndarray]:
+    """(rows, id hashes of the partition's documents that may be trained on)."""
+    cols = ["id", "repo_name", "path", *(["size"] if sized else [])]
+    rows, hashes = 0, [np.zeros(0, np.uint64)]
+    with d.fs.open(d.join(d.part_file(key)), "rb") as f:
+        for b in pq.ParquetFile(f).iter_batches(bpe.BATCH_ROWS, columns=cols):
+            rows += b.num_rows
+            hashes.append(bpe.trainable_hashes(b, held_cut, sized))
+    return rows, np.concatenate(hashes)
+
+
+def train_folder(d: DatasetDir, keys: list[str], opts: bpe.TokenizerOptions,
+                 cut: np.uint64, compare: str | None = None) -> dict[str, bytes]:
+    """The tokenizer folder's files (name -> bytes, in writing order) for the documents of `d`
+    sampled below `cut`."""
+    texts, heldout = bpe.split_texts(d, opts, cut)
+    tok, counted = bpe.fit(texts, opts)
+    if counted["trained_docs"] == 0:
+        raise InputError(f"{d.url} holds no documents with content to train on")
+    report: dict[str, Any] = {
+        "input": d.url, "input_hash": d.content_hash(keys), **counted,
+        "heldout_docs": len(heldout), "chars_per_token": bpe.chars_per_token(tok, heldout)}
+    if compare:
+        report["compare"] = {"tokenizer": compare,
+                             "chars_per_token": bpe.chars_per_token(bpe.load(compare), heldout)}
+    return bpe.folder_files(tok, opts, report)
+
+
+class TokenizerJob(MapJob):
+    """Partitions: the input's (each scanned); `finish`: the training."""
+
+    stage = STAGE
+    requires = tuple(schema.Column(c, schema.STRING) for c in ("id", "repo_name", "path",
+                                                                "content"))
+
+    def __init__(self, opts: bpe.TokenizerOptions, input: DatasetDir, output: DatasetDir,
+                 compare: str | None = None):
+        opts.check()
+        self.opts, self.compare = opts, compare
+        compared = hashlib.sha256(bpe.tokenizer_text(compare).encode()).hexdigest() \
+            if compare else None
+        super().__init__(input, output, {"format": FORMAT, **asdict(opts),
+                                         "compare": compare, "compare_sha256": compared})
+        if self.rows_in == 0:  # said here, before any work, rather than by a worker
+            raise InputError(f"{input.url} holds no documents to train on (0 rows)")
+        self.sized = bpe.has_size(input, self.keys)
+        self.held_cut = bpe.heldout_cut(opts)
+
+    def run_partition(self, key: str) -> dict[str, Any]:
+        rows, hashes = scan_partition(self.input, key, self.held_cut, self.sized)
+        rel = posixpath.join(SCAN_DIR, f"{key}.parquet")
+        t = pa.table({"hash": pa.array(hashes, pa.uint64())})
+        self.output.write_parquet(rel, t, t.schema, compression="none")
+        return {"rows_in": rows, "rows": rows, "removed": 0, "bytes": 0,
+                "trainable": len(hashes), "files": [rel]}
+
+    def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Train on the sample and write the folder; its report goes in the manifest too."""
+        hashes = [self.output.read_parquet(posixpath.join(SCAN_DIR, f"{k}.parquet"))
+                  .column("hash").to_numpy() for k in self.keys]
+        cut = bpe.sample_cut(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
+                             self.opts.sample_docs)
+        files = train_folder(self.input, self.keys, self.opts, cut, self.compare)
+        for name, data in files.items():
+            self.output._atomic(name, lambda f, data=data: f.write(data))
+        return {"tokenizer": json.loads(files[bpe.REPORT])}
+
+
+def train(input_url: str, out_url: str, opts: bpe.TokenizerOptions,
+          compare: str | None = None, engine: Engine | None = None, overwrite: bool = False,
+          replace_stale: bool = False) -> dict[str, Any]:
+    """Train on the documents of a dataset directory; return the stage's manifest (the
+    report is its `tokenizer`). Without `engine`, a local one of one worker (the BPE trains
+    in one process anyway)."""
+    job = TokenizerJob(opts, DatasetDir(input_url), DatasetDir(out_url), compare)
+    out = job.output
+    if replace_stale and not out.exists(MANIFEST) and out.exists(bpe.REPORT):
+        out.clear()  # a folder an earlier corpus version trained without the engine: ours
+    if engine is None:
+        with Engine(workers=1, progress=False) as local:
+            return local.run(job, overwrite, replace_stale)
+    return engine.run(job, overwrite, replace_stale)
