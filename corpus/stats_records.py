@@ -27,11 +27,11 @@ def kind_of(url: str) -> str:
         raise InputError(f"no such output folder: {url}")
     if d.exists(PIPELINE):
         return "run"
-    if d.exists(MANIFEST):
-        return "dataset"
-    for kind, record in RECORDS.items():
+    for kind, record in RECORDS.items():  # before the manifest: a tokenizer has one too
         if d.exists(record):
             return kind
+    if d.exists(MANIFEST):
+        return "dataset"
     if d.exists("log.jsonl"):  # a `corpus train` run started outside a pipeline
         return "train"
     if d.exists("config.json") and (d.exists("model.safetensors")

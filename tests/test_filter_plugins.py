@@ -44,7 +44,7 @@ def code(engine, tmp_path_factory) -> Path:
 
 
 def rows(path: Path) -> list[dict]:
-    return pq.read_table(sorted(path.glob("part-*.parquet"))).to_pylist()
+    return pq.read_table(sorted((path / "data").glob("part-*.parquet"))).to_pylist()
 
 
 def test_plugin_metric_through_corpus_filter_with_one_config_line(code, tmp_path):
@@ -69,7 +69,7 @@ rules = [{{ rule = "{PLUGIN}", max = 0.3 }}]
                                                               if v > 0.3}
     assert all(r["reason"].startswith("comment_frac=") and r["reason"].endswith(">0.3")
                for r in removed)
-    kept = pq.read_table(sorted(out.glob("part-*.parquet")))
+    kept = pq.read_table(sorted((out / "data").glob("part-*.parquet")))
     got = dict(zip(zip(kept.column("repo_name").to_pylist(), kept.column("path").to_pylist(),
                        strict=True), kept.column("comment_frac").to_pylist(), strict=True))
     assert got == {k: v for k, v in want.items() if v <= 0.3}, "the metric stays as a column"
@@ -79,7 +79,7 @@ rules = [{{ rule = "{PLUGIN}", max = 0.3 }}]
 
 
 def test_every_metric_with_a_twin_equals_it_on_real_files(code):
-    t = pq.read_table(sorted(code.glob("part-*.parquet")))
+    t = pq.read_table(sorted((code / "data").glob("part-*.parquet")))
     wanted = {m: {} for m in METRICS} | {PLUGIN: {}}
     got = compute_metrics(t, wanted)
     only_js = compute_metrics(t, {PLUGIN: {"markers": {"js": "//"}}})[PLUGIN]
@@ -101,7 +101,7 @@ def thresholds_by(row: dict, by: str, table: dict[str, int]) -> int | None:
     ("extension", {"py": 150, ".JS": 3000}),  # no "*": other extensions are not bounded
 ])
 def test_thresholds_per_group_on_real_code(code, by, table):
-    t = pq.read_table(sorted(code.glob("part-*.parquet")))
+    t = pq.read_table(sorted((code / "data").glob("part-*.parquet")))
     rules = rl.parse([{"rule": "line_max", "by": by, "max": table}], "test")
     kept, removed = apply_rules(t, rules)
     normalized = {k.lower().removeprefix(".") if k != "*" else k: v for k, v in table.items()}

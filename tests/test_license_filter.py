@@ -170,7 +170,8 @@ def raw_compound(engine, tmp_path_factory) -> Path:
 
 
 def read(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("*.parquet")))
+    """A dataset directory's documents (its data/ folder)."""
+    return pq.read_table(sorted((path / "data").glob("*.parquet")))
 
 
 def package(repo_name: str) -> str:

@@ -33,7 +33,9 @@ FRACTION = 0.05
 
 
 def _input(path: Path) -> pa.Table:
-    return pq.read_table(sorted(path.glob("data/part-*.parquet")))
+    """The documents of a dataset directory (data/) or of a bare folder of Parquet files."""
+    return pq.read_table(sorted(path.glob("data/part-*.parquet")) or
+                         sorted(path.glob("part-*.parquet")))
 
 
 def _shards(engine, src: Path, out: Path, fraction: float = FRACTION,
