@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -17,21 +18,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _inherited(name: str, make: Any) -> str:
+    """A value chosen once per test session: a Dask worker that imports this module again (to
+    unpickle a task defined in a test file) keeps its parent's value instead of choosing anew,
+    which would point its gcsfs at another port."""
+    if name not in os.environ:
+        os.environ[name] = str(make())
+    return os.environ[name]
+
+
 # Set before anything imports gcsfs, huggingface_hub or datasets (they read these at import) and
 # before any Dask cluster starts (workers inherit os.environ): see ../shared/COMPONENTS.md.
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 #: The GCS emulator's address (tests/cloud.py starts it on this port when a test asks for it):
 #: gcsfs in this process and in every Dask worker reaches it anonymously through these.
-GCS_PORT = free_port()
+GCS_PORT = int(_inherited("CORPUS_TEST_GCS_PORT", free_port))
 GCS_URL = f"http://127.0.0.1:{GCS_PORT}"
 os.environ.update({"STORAGE_EMULATOR_HOST": GCS_URL, "FSSPEC_GCS_TOKEN": "anon",
                    "FSSPEC_GCS_PROJECT": "corpus-test"})
-HUB_PORT = free_port()
+HUB_PORT = int(_inherited("CORPUS_TEST_HUB_PORT", free_port))
 HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
 #: A token the fake Hub accepts; tests search every output for it (it must never be printed).
-HUB_TOKEN = "hf_testtoken" + os.urandom(8).hex()
+HUB_TOKEN = _inherited("CORPUS_TEST_HUB_TOKEN", lambda: "hf_testtoken" + os.urandom(8).hex())
 os.environ.update({"HF_ENDPOINT": HUB_URL, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_XET": "1",
-                   "HF_HOME": tempfile.mkdtemp(prefix="corpus-test-hf-"),
+                   "HF_HOME": _inherited("CORPUS_TEST_HF_HOME",
+                                         lambda: tempfile.mkdtemp(prefix="corpus-test-hf-")),
                    "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
                    "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
 

@@ -85,7 +85,7 @@ def rows_of(d: Path) -> int:
 
 def kept_keys(out: Path) -> list[tuple[str, str, str]]:
     m = json.loads((out / "manifest.json").read_text())
-    t = [pq.read_table(out / f"{p['key']}.parquet", columns=["id", "repo_name", "path"])
+    t = [pq.read_table(out / "data" / f"{p['key']}.parquet", columns=["id", "repo_name", "path"])
          for p in m["partitions"]]
     return [tuple(r.values()) for x in t for r in x.to_pylist()]
 
