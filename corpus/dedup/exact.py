@@ -30,6 +30,7 @@ from corpus.dedup import ranking as rk
 from corpus.dedup.ranking import Ranking
 from corpus.io import DatasetDir
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
+from corpus.steps import GlobalStep, MapStep, Step
 
 STAGE = "dedup-exact"
 KEYS_DIR = f"{WORK_DIR}/keys"
@@ -120,8 +121,8 @@ class ExactDedupJob(MapJob):
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
             "ranking": opts.ranking, "license_preference": opts.license_preference})
 
-    def steps(self) -> list[tuple[str, str]]:
-        return [("map", "summarize"), ("global", "plan")]
+    def steps(self) -> list[Step]:
+        return [MapStep("summarize"), GlobalStep("plan")]
 
     # 1. per partition: hashes and keys -----------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from corpus.errors import ConfigError
 from corpus.io import DatasetDir
 from corpus.malloc import release_free_memory, retain_freed_memory
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
+from corpus.steps import GlobalStep, MapStep, Step
 
 STAGE = "dedup-minhash"
 SLICE_BYTES = 4 << 20
@@ -105,9 +106,10 @@ class MinHashDedupJob(MapJob):
         self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {"method": "minhash", **vars(opts)})
 
-    def steps(self) -> list[tuple[str, str]]:
-        verify = [("map", "scatter")] if self.opts.verify else []
-        return [("map", "summarize"), ("global", "candidates"), *verify, ("global", "resolve")]
+    def steps(self) -> list[Step]:
+        verify = [MapStep("scatter")] if self.opts.verify else []
+        return [MapStep("summarize"), GlobalStep("candidates"), *verify,
+                GlobalStep("resolve", uses=("candidates",))]
 
     # 1. signatures and bands -----------------------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
