@@ -57,6 +57,21 @@ def marker_dir(phase: str) -> str:
     return "_done" if phase == "partition" else f"{WORK_DIR}/{phase}/_done"
 
 
+#: (stage, fingerprint) of the stages whose setup() this worker process has run
+_READY: set[tuple[str, str]] = set()
+
+
+def setup_once(job: PartitionedJob, fp: str) -> None:
+    """A stage's optional `setup()`, once per worker process before its partitions:
+    process-wide state (mallopt, a tokenizer or matcher cached by its module) kept out of
+    the pure per-partition functions."""
+    setup = getattr(job, "setup", None)
+    if setup is None or (job.stage, fp) in _READY:
+        return
+    setup()
+    _READY.add((job.stage, fp))
+
+
 def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
             phase: str = "partition") -> dict[str, Any]:
     """Run one partition (or one step of it) on a worker and leave its marker: the data
@@ -64,6 +79,7 @@ def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
     t0 = time.perf_counter()
     work = job.run_partition if phase == "partition" else getattr(job, phase)
     try:
+        setup_once(job, fp)
         rec = work(key)
     except Exception as e:  # one line naming stage and partition; the traceback as text
         raise on_worker(job.stage, key, phase, e, job.output.url) from None

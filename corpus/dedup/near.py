@@ -111,9 +111,12 @@ class MinHashDedupJob(MapJob):
         return [MapStep("summarize"), GlobalStep("candidates"), *verify,
                 GlobalStep("resolve", uses=("candidates",))]
 
+    def setup(self) -> None:
+        """Once per worker: keep freed arrays in the heap (corpus/malloc.py)."""
+        retain_freed_memory()
+
     # 1. signatures and bands -----------------------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
-        retain_freed_memory()
         o, part = self.opts, self.keys.index(key)
         cols = ["id", "repo_name", "path", "content",
                 *rk.columns(o.ranking)]
