@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from corpus import pipeline, registry, stage, stage_options
+from corpus.dedup.exact import ExactOptions
 from corpus.dedup.near import MinHashDedupJob, MinHashOptions
 from corpus.engine import Engine
 from corpus.errors import ConfigError
@@ -45,6 +47,37 @@ def test_unknown_executor_is_one_config_error(monkeypatch):
     monkeypatch.setenv("CORPUS_EXECUTOR", "threads")
     with pytest.raises(ConfigError, match="executor 'threads': one of dask, local"):
         Engine(progress=False)
+
+
+def test_every_kind_is_declared_once_per_variant():
+    """A config's kinds are the parsers' kinds; each runner kind's variants are told apart by
+    their options class, and what a variant reads is what its job checks for."""
+    assert set(pipeline.KINDS) == set(stage_options.PARSERS)
+    for kind in registry.MODULES:
+        variants = registry.declarations(kind)
+        assert len({d.options for d in variants}) == len(variants), kind
+        for d in variants:
+            assert (d.make_job is None) != (d.run_stage is None), d.module
+    assert registry.declaration("dedup", MinHashOptions()).writes == ("cluster_id",)
+    assert registry.declaration("dedup", ExactOptions()).module == "corpus.dedup.exact"
+    with pytest.raises(ConfigError, match="unknown stage kind 'sort'"):
+        registry.declarations("sort")
+
+
+def test_in_process_run_is_resumable_and_runs_setup_once(python_docs, tmp_path):
+    """The local executor through the runner: MinHash's setup() ran once in this process,
+    global results are kept under the fingerprint, and a second run is up to date."""
+    out = DatasetDir(str(tmp_path / "out"))
+    with Engine(progress=False, executor="local") as local:
+        assert local.n_workers() == 1 and "in-process" in local.executor.describe()
+        m = local.run(MinHashDedupJob(MinHashOptions(), DatasetDir(str(python_docs)), out))
+        assert m["complete"] and m["runs"][0]["executor"] == "local"
+        assert m["runs"][0]["global_steps"] == {"candidates": "computed",
+                                                "resolve": "computed"}
+        assert ("dedup-minhash", m["fingerprint"]) in stage._READY
+        assert not out.exists("_work")  # kept results go with the scratch space
+        again = local.run(MinHashDedupJob(MinHashOptions(), DatasetDir(str(python_docs)), out))
+        assert again["runs"] == m["runs"]
 
 
 @pytest.mark.slow
@@ -144,15 +177,15 @@ def test_local_and_dask_executors_write_identical_pipelines(tmp_path):
         assert res.returncode == 0, res.stderr[-3000:]
         outputs[executor] = out
     stages = ["tables", "python", "filtered", "deduped", "near-deduped"]
-    for stage in stages:
-        local, dask = outputs["local"] / stage, outputs["dask"] / stage
+    for name in stages:
+        local, dask = outputs["local"] / name, outputs["dask"] / name
         m = manifest(local)
         assert m["complete"] and m["runs"][-1]["executor"] == "local"
         assert manifest(dask)["runs"][-1]["executor"] == "dask"
         assert m["rows"] == manifest(dask)["rows"]
         files = parquet_files(local)
-        assert files, stage
-        assert files == parquet_files(dask), stage
+        assert files, name
+        assert files == parquet_files(dask), name
     assert manifest(outputs["local"] / "python")["partitions_total"] > 1
     assert manifest(outputs["local"] / "near-deduped")["runs"][-1]["global_steps"] == {
         "candidates": "computed", "resolve": "computed"}

@@ -184,3 +184,14 @@ class ExactDedupJob(MapJob):
         removed = removed_rows(table.take(pa.array(rows)), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(keep), kept.schema, removed,
                                rows_in=table.num_rows)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "dedup"
+OPTIONS = ExactOptions
+READS = tuple(c.name for c in ExactDedupJob.requires)
+WRITES: tuple[str, ...] = ()
+
+
+def make_job(opts: ExactOptions, input: DatasetDir, out: DatasetDir) -> ExactDedupJob:
+    return ExactDedupJob(opts, input, out)

@@ -384,3 +384,14 @@ class MinHashDedupJob(MapJob):
         gone = removed_rows(table.take(pa.array(pos[removed])), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(pa.array(~drop)), kept.schema,
                                gone, rows_in=table.num_rows)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "dedup"
+OPTIONS = MinHashOptions
+READS = tuple(c.name for c in MinHashDedupJob.requires)
+WRITES = ("cluster_id",)
+
+
+def make_job(opts: MinHashOptions, input: DatasetDir, out: DatasetDir) -> MinHashDedupJob:
+    return MinHashDedupJob(opts, input, out)

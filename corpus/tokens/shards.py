@@ -331,3 +331,13 @@ def describe(manifest: dict[str, Any]) -> str:
     return "; ".join(parts + empty_notes(asked, t["splits"])) \
         + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
 
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "shard"
+OPTIONS = TokenShardOptions
+READS = tuple(c.name for c in TokenShardJob.requires)
+WRITES = ("tokens",)
+
+
+def make_job(opts: TokenShardOptions, input: DatasetDir, out: DatasetDir) -> TokenShardJob:
+    return TokenShardJob(opts, input, out)
