@@ -1,8 +1,10 @@
-"""The stage contract: what the engine runs, and the helpers every stage uses to write output.
+"""The stage contract: what the runner runs, and the helpers every stage uses to write output.
 
 A stage is a *partitioned job*: a list of partition keys, and a pure function that computes one
-partition on a worker and writes it atomically. The engine (corpus/engine.py) schedules the keys,
-skips finished ones, records them and checks rows in = kept + removed. Stages never import Dask.
+partition on a worker and writes it atomically; optionally `steps()` (corpus/steps.py) before
+them and `setup()` once per worker process. The runner (corpus/runner.py) has the keys run on
+an executor, skips finished ones, records them and checks rows in = kept + removed. Stages never
+import Dask.
 """
 
 from __future__ import annotations
