@@ -129,7 +129,7 @@ class Runner:
         this fingerprint and no step before it had to compute anything in this run."""
         out = job.output
         results: dict[str, Any] = {}
-        job.results = results  # what the later steps (and partitions()) read
+        job.results = results  # what partitions() reads when the steps decide them
         fresh = False  # did an earlier step compute something in this run?
         run["global_steps"] = {}
         for step in steps:
@@ -140,12 +140,10 @@ class Runner:
                 finished = self._finished(out, step_keys, fp, marker_dir(step.name))
                 info: dict[str, Any] = {"computed": len(step_keys) - len(finished)}
                 fresh = fresh or info["computed"] > 0
-                self._phase(job, step_keys, finished, run_id, fp, step.name, lambda: None)
+                self._phase(job, step_keys, finished, run_id, fp, step.name, lambda: None,
+                            self._used(job, step, results))
             elif isinstance(step, GlobalStep):
-                missing = [u for u in step.uses if u not in results]
-                if missing:
-                    raise ConfigError(f"{job.stage}: step {step.name} uses {missing}, which no "
-                                      "earlier global step produced")
+                used = self._used(job, step, results)
                 kept = None if fresh else out.read_json(result_file(step.name))
                 if kept is not None and kept.get("fingerprint") == fp and "result" in kept:
                     info = kept["result"]
@@ -153,7 +151,8 @@ class Runner:
                     self.log.event("step-reused", f"[dim]{job.stage}: {step.name} reused "
                                    "from an earlier run", stage=job.stage, step=step.name)
                 else:
-                    info = self.executor.call(execute_global, job, step.name) or {}
+                    args = () if used is None else (used,)
+                    info = self.executor.call(execute_global, job, step.name, *args) or {}
                     out.write_json(result_file(step.name),
                                    {"fingerprint": fp, "step": step.name, "result": info})
                     run["global_steps"][step.name] = "computed"
@@ -163,6 +162,18 @@ class Runner:
                 raise TypeError(f"{job.stage}: not a step: {step!r}")
             run[step.name] = {"seconds": round(time.perf_counter() - t_step, 3), **info}
 
+    @staticmethod
+    def _used(job: PartitionedJob, step: Step, results: dict[str, Any],
+              ) -> dict[str, Any] | None:
+        """The earlier results a step names in `uses` (None: it uses none)."""
+        if not step.uses:
+            return None
+        missing = [u for u in step.uses if u not in results]
+        if missing:
+            raise ConfigError(f"{job.stage}: step {step.name} uses {', '.join(missing)}, "
+                              "which no earlier global step produced")
+        return {u: results[u] for u in step.uses}
+
     def _finished(self, out: DatasetDir, keys: list[str], fp: str, marker_dir: str,
                   ) -> dict[str, dict[str, Any]]:
         wanted = set(keys)
@@ -170,12 +181,13 @@ class Runner:
                 if k in wanted and r.get("fingerprint") == fp}
 
     def _phase(self, job: PartitionedJob, keys: list[str], done: dict[str, dict[str, Any]],
-               run_id: str, fp: str, phase: str, checkpoint: Any) -> list[str]:
+               run_id: str, fp: str, phase: str, checkpoint: Any,
+               results: dict[str, Any] | None = None) -> list[str]:
         """Run `phase` for every key not in `done` (updated in place); return the keys run."""
         todo = [k for k in keys if k not in done]
         label = f"{job.stage} → {job.output.url}" + (f" ({phase})" if phase != "partition"
                                                        else "")
-        items = [(job, k, run_id, fp, phase) for k in todo]
+        items = [(job, k, run_id, fp, phase, results) for k in todo]
         names = [f"{job.stage}-{phase}-{k}-{run_id}" for k in todo]
         with self.log.bar(label, len(keys), len(done), stage=job.stage, phase=phase,
                           output=job.output.url) as bar:

@@ -75,14 +75,16 @@ def setup_once(job: PartitionedJob, fp: str) -> None:
 
 
 def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
-            phase: str = "partition") -> dict[str, Any]:
+            phase: str = "partition", results: dict[str, Any] | None = None,
+            ) -> dict[str, Any]:
     """Run one partition (or one step of it) on a worker and leave its marker: the data
-    first, then the record, so a marker always means the data is complete."""
+    first, then the record, so a marker always means the data is complete. `results`: the
+    earlier global steps' results the step uses."""
     t0 = time.perf_counter()
     work = job.run_partition if phase == "partition" else getattr(job, phase)
     try:
         setup_once(job, fp)
-        rec = work(key)
+        rec = work(key) if results is None else work(key, results)
     except Exception as e:  # one line naming stage and partition; the traceback as text
         raise on_worker(job.stage, key, phase, e, job.output.url) from None
     finally:

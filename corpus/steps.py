@@ -9,20 +9,22 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class MapStep:
-    """`job.<name>(key)` on every partition, resumable like the partitions themselves.
+    """`job.<name>(key)` on every partition, resumable like the partitions themselves;
+    `job.<name>(key, results)` when it uses earlier global results.
 
     keys: "input" runs over the job's input partitions (`step_partitions()` when the job has
     one, else its output partitions), "output" over its output partitions."""
 
     name: str
     keys: Literal["input", "output"] = "input"
+    uses: tuple[str, ...] = ()  # earlier global results it is given, as `results=`
 
 
 @dataclass(frozen=True)
 class GlobalStep:
     """`job.<name>()` once, on a worker, over what the earlier steps wrote. Its small JSON
     result is kept in the output under the stage's fingerprint (a resume reuses it) and is
-    given to the later steps as `results[name]`; `uses` names the earlier results it reads."""
+    given to the later steps that name it in `uses` (as their `results` argument)."""
 
     name: str
     uses: tuple[str, ...] = ()

@@ -39,7 +39,8 @@ def dedup_cmd(src: Path, out: Path, *extra: str) -> list[str]:
 def test_minhash_declares_typed_steps(python_docs, tmp_path):
     job = MinHashDedupJob(MinHashOptions(verify=True), DatasetDir(str(python_docs)),
                           DatasetDir(str(tmp_path / "out")))
-    assert job.steps() == [MapStep("summarize"), GlobalStep("candidates"), MapStep("scatter"),
+    assert job.steps() == [MapStep("summarize"), GlobalStep("candidates"),
+                           MapStep("scatter", uses=("candidates",)),
                            GlobalStep("resolve", uses=("candidates",))]
 
 

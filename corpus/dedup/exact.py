@@ -115,7 +115,6 @@ class ExactDedupJob(MapJob):
     def __init__(self, opts: ExactOptions, input: DatasetDir, output: DatasetDir):
         rk.check(opts.ranking)
         self.opts = opts
-        self.results: dict[str, Any] = {}
         self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
