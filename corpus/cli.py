@@ -19,23 +19,26 @@ out = Console(soft_wrap=True)
 
 
 def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--scheduler / --workers / --quiet, shared by every command that computes."""
+    """--scheduler / --workers / --executor / --quiet, shared by every command that computes."""
     @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None,
                   metavar="ADDRESS", help="Dask scheduler (tcp://host:8786) of an existing "
                   "cluster. Default: a local cluster. Env: DASK_SCHEDULER_ADDRESS.")
     @click.option("--workers", type=click.IntRange(min=1), default=None,
                   help="Worker processes of the local cluster (default: one per core).")
+    @click.option("--executor", type=click.Choice(["dask", "local"]), envvar="CORPUS_EXECUTOR",
+                  default=None, help="dask (default): a cluster; local: in this process, one "
+                  "task after another (small inputs, pdb). Env: CORPUS_EXECUTOR.")
     @click.option("--quiet", is_flag=True, help="No progress bars.")
     @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
                   show_default=True, help="json: one JSON object per line on stderr (progress "
                   "with documents/s and ETA, stage results), no bars; for batch jobs.")
     @functools.wraps(f)
-    def wrapper(*args: Any, scheduler: str | None, workers: int | None, quiet: bool,
-                log_format: str, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, scheduler: str | None, workers: int | None, executor: str | None,
+                quiet: bool, log_format: str, **kwargs: Any) -> Any:
         from corpus.engine import Engine
 
         with Engine(scheduler=scheduler, workers=workers, progress=not quiet,
-                    log_format=log_format) as engine:
+                    log_format=log_format, executor=executor) as engine:
             return f(*args, engine=engine, **kwargs)
 
     return wrapper

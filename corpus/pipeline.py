@@ -28,7 +28,7 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from corpus import stage_options
+from corpus import registry, stage_options
 from corpus.config_check import read_toml, validate
 from corpus.engine import Engine
 from corpus.errors import ConfigError, InputError
@@ -65,81 +65,19 @@ def _needs_input(spec: StageSpec, input_url: str | None) -> DatasetDir:
     return DatasetDir(input_url)
 
 
-def _github_tables(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-                   **kw: Any) -> dict[str, Any]:
-    from corpus.github.build import GithubTablesJob
-
-    return engine.run(GithubTablesJob(options_of(spec), out), **kw)
-
-
-def _extract(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-             **kw: Any) -> dict[str, Any]:
-    from corpus.extract.duckdb_job import ExtractJob
-
-    opts = dataclasses.replace(options_of(spec), tables=_needs_input(spec, input_url).url)
-    return engine.run(ExtractJob(opts, out), **kw)
-
-
-def _filter(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-            **kw: Any) -> dict[str, Any]:
-    from corpus.filters.stage import FilterJob
-
-    return engine.run(FilterJob(options_of(spec), _needs_input(spec, input_url), out), **kw)
-
-
-def _dedup(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-           **kw: Any) -> dict[str, Any]:
-    from corpus.dedup.exact import ExactDedupJob
-    from corpus.dedup.near import MinHashDedupJob, MinHashOptions
-
-    opts = options_of(spec)
-    job = MinHashDedupJob if isinstance(opts, MinHashOptions) else ExactDedupJob
-    return engine.run(job(opts, _needs_input(spec, input_url), out), **kw)
-
-
-def _licenses(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+def _declared(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
               **kw: Any) -> dict[str, Any]:
-    from corpus.licenses.stage import LicenseFilterJob
-
-    job = LicenseFilterJob(options_of(spec), _needs_input(spec, input_url), out)
-    return engine.run(job, **kw)
-
-
-def _scrub(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-           **kw: Any) -> dict[str, Any]:
-    from corpus.scrub.stage import ScrubJob
-
-    return engine.run(ScrubJob(_needs_input(spec, input_url), out, options_of(spec)), **kw)
-
-
-def _decontaminate(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-                   **kw: Any) -> dict[str, Any]:
-    from corpus.contamination.stage import DecontaminateJob
-
-    job = DecontaminateJob(_needs_input(spec, input_url), out, options_of(spec))
-    return engine.run(job, **kw)
-
-
-def _tokenizer(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-               **kw: Any) -> dict[str, Any]:
-    from corpus.tokens.tokenizer_job import train
-
-    return train(_needs_input(spec, input_url).url, out.url, options_of(spec), engine=engine,
-                 **kw)
-
-
-def _shard(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-           **kw: Any) -> dict[str, Any]:
-    from corpus.tokens.shards import TokenShardJob, TokenShardOptions
-
+    """Every runner kind: its declaration (corpus/registry.py) makes the job, or runs the
+    stage when it is more than one job."""
     opts = options_of(spec)
-    if isinstance(opts, TokenShardOptions):
-        return engine.run(TokenShardJob(opts, _needs_input(spec, input_url), out), **kw)
-    from corpus.publish.shards import parquet_shards
-
-    return parquet_shards(engine, _needs_input(spec, input_url), out, opts, where_of(spec),
-                          overwrite=kw.get("overwrite", False),
-                          replace_stale=kw.get("replace_stale", False))
+    d = registry.declaration(spec.kind, opts)
+    input = _needs_input(spec, input_url) if d.needs_input else None
+    if d.make_job is not None:
+        return engine.run(d.make_job(opts, input, out), **kw)
+    assert d.run_stage is not None
+    return d.run_stage(engine, opts, input, out, where_of(spec),
+                       overwrite=kw.get("overwrite", False),
+                       replace_stale=kw.get("replace_stale", False))
 
 
 def _train(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
@@ -195,18 +133,11 @@ def _eval(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDi
     return {**result, "out": out.url}
 
 
-#: Stage kinds a config can name. A new stage kind adds one entry here and one to
-#: corpus/stage_options.py PARSERS (its options and their checks).
+#: Stage kinds a config can name: the runner's kinds (corpus/registry.py declares them; a new
+#: one adds its module there and its parser to corpus/stage_options.py PARSERS), and the
+#: stages that run a process of their own on a local folder.
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
-    "github-tables": _github_tables,
-    "extract": _extract,
-    "filter": _filter,
-    "dedup": _dedup,
-    "licenses": _licenses,
-    "scrub": _scrub,
-    "decontaminate": _decontaminate,
-    "tokenizer": _tokenizer,
-    "shard": _shard,
+    **dict.fromkeys(registry.MODULES, _declared),
     "train": _train,
     "export": _export,
     "eval": _eval,

@@ -1,8 +1,10 @@
-"""The stage contract: what the engine runs, and the helpers every stage uses to write output.
+"""The stage contract: what the runner runs, and the helpers every stage uses to write output.
 
 A stage is a *partitioned job*: a list of partition keys, and a pure function that computes one
-partition on a worker and writes it atomically. The engine (corpus/engine.py) schedules the keys,
-skips finished ones, records them and checks rows in = kept + removed. Stages never import Dask.
+partition on a worker and writes it atomically; optionally `steps()` (corpus/steps.py) before
+them and `setup()` once per worker process. The runner (corpus/runner.py) has the keys run on
+an executor, skips finished ones, records them and checks rows in = kept + removed. Stages never
+import Dask.
 """
 
 from __future__ import annotations
@@ -57,14 +59,32 @@ def marker_dir(phase: str) -> str:
     return "_done" if phase == "partition" else f"{WORK_DIR}/{phase}/_done"
 
 
+#: (stage, fingerprint) of the stages whose setup() this worker process has run
+_READY: set[tuple[str, str]] = set()
+
+
+def setup_once(job: PartitionedJob, fp: str) -> None:
+    """A stage's optional `setup()`, once per worker process before its partitions:
+    process-wide state (mallopt, a tokenizer or matcher cached by its module) kept out of
+    the pure per-partition functions."""
+    setup = getattr(job, "setup", None)
+    if setup is None or (job.stage, fp) in _READY:
+        return
+    setup()
+    _READY.add((job.stage, fp))
+
+
 def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
-            phase: str = "partition") -> dict[str, Any]:
+            phase: str = "partition", results: dict[str, Any] | None = None,
+            ) -> dict[str, Any]:
     """Run one partition (or one step of it) on a worker and leave its marker: the data
-    first, then the record, so a marker always means the data is complete."""
+    first, then the record, so a marker always means the data is complete. `results`: the
+    earlier global steps' results the step uses."""
     t0 = time.perf_counter()
     work = job.run_partition if phase == "partition" else getattr(job, phase)
     try:
-        rec = work(key)
+        setup_once(job, fp)
+        rec = work(key) if results is None else work(key, results)
     except Exception as e:  # one line naming stage and partition; the traceback as text
         raise on_worker(job.stage, key, phase, e, job.output.url) from None
     finally:

@@ -53,7 +53,8 @@ def _from_manifest(url: str, m: dict[str, Any]) -> dict[str, Any]:
     }
     steps = {}
     for run in m.get("runs", []):  # what each global step reported, latest run winning
-        steps.update({k: v for k, v in run.items() if isinstance(v, dict)})
+        steps.update({k: v for k, v in run.items()
+                      if isinstance(v, dict) and k != "global_steps"})
     if steps:
         out["steps"] = steps
     if m.get("notes"):

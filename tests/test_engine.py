@@ -103,7 +103,7 @@ def test_local_and_external_cluster_give_identical_output(external_cluster, tmp_
     r2 = run_cli("run", str(config), "--output", str(remote), "--scheduler", address, "--quiet")
     assert r2.returncode == 0, r2.stderr
     a, b = parquet_files(local), parquet_files(remote)
-    assert len([k for k in a if k.startswith("python/part-")]) >= 4
+    assert len([k for k in a if k.startswith("python/data/part-")]) >= 4
     assert a == b
     m = json.loads((remote / "python" / "manifest.json").read_text())
     assert m["runs"][-1]["scheduler"] == address and m["runs"][-1]["workers"] == 2

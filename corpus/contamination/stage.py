@@ -61,3 +61,14 @@ def _digest(snippets: list) -> str:
     from corpus.manifest import digest
 
     return digest([(s.benchmark, s.task, s.part, s.text) for s in snippets])
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "decontaminate"
+OPTIONS = DecontamOptions
+READS = tuple(c.name for c in DecontaminateJob.requires)
+WRITES: tuple[str, ...] = ()
+
+
+def make_job(opts: DecontamOptions, input: DatasetDir, out: DatasetDir) -> DecontaminateJob:
+    return DecontaminateJob(input, out, opts)

@@ -30,6 +30,7 @@ from corpus.dedup import ranking as rk
 from corpus.dedup.ranking import Ranking
 from corpus.io import DatasetDir
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
+from corpus.steps import GlobalStep, MapStep, Step
 
 STAGE = "dedup-exact"
 KEYS_DIR = f"{WORK_DIR}/keys"
@@ -114,14 +115,13 @@ class ExactDedupJob(MapJob):
     def __init__(self, opts: ExactOptions, input: DatasetDir, output: DatasetDir):
         rk.check(opts.ranking)
         self.opts = opts
-        self.results: dict[str, Any] = {}
         self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
             "ranking": opts.ranking, "license_preference": opts.license_preference})
 
-    def steps(self) -> list[tuple[str, str]]:
-        return [("map", "summarize"), ("global", "plan")]
+    def steps(self) -> list[Step]:
+        return [MapStep("summarize"), GlobalStep("plan")]
 
     # 1. per partition: hashes and keys -----------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
@@ -183,3 +183,14 @@ class ExactDedupJob(MapJob):
         removed = removed_rows(table.take(pa.array(rows)), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(keep), kept.schema, removed,
                                rows_in=table.num_rows)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "dedup"
+OPTIONS = ExactOptions
+READS = tuple(c.name for c in ExactDedupJob.requires)
+WRITES: tuple[str, ...] = ()
+
+
+def make_job(opts: ExactOptions, input: DatasetDir, out: DatasetDir) -> ExactDedupJob:
+    return ExactDedupJob(opts, input, out)

@@ -47,6 +47,7 @@ from corpus.errors import ConfigError
 from corpus.io import DatasetDir
 from corpus.malloc import release_free_memory, retain_freed_memory
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
+from corpus.steps import GlobalStep, MapStep, Step
 
 STAGE = "dedup-minhash"
 SLICE_BYTES = 4 << 20
@@ -101,17 +102,20 @@ class MinHashDedupJob(MapJob):
                               f"{opts.bands * opts.rows} permutations, more than {opts.num_perm}")
         rk.check(opts.ranking)
         self.opts = opts
-        self.results: dict[str, Any] = {}
         self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {"method": "minhash", **vars(opts)})
 
-    def steps(self) -> list[tuple[str, str]]:
-        verify = [("map", "scatter")] if self.opts.verify else []
-        return [("map", "summarize"), ("global", "candidates"), *verify, ("global", "resolve")]
+    def steps(self) -> list[Step]:
+        verify = [MapStep("scatter", uses=("candidates",))] if self.opts.verify else []
+        return [MapStep("summarize"), GlobalStep("candidates"), *verify,
+                GlobalStep("resolve", uses=("candidates",))]
+
+    def setup(self) -> None:
+        """Once per worker: keep freed arrays in the heap (corpus/malloc.py)."""
+        retain_freed_memory()
 
     # 1. signatures and bands -----------------------------------------------------------------
     def summarize(self, key: str) -> dict[str, Any]:
-        retain_freed_memory()
         o, part = self.opts, self.keys.index(key)
         cols = ["id", "repo_name", "path", "content",
                 *rk.columns(o.ranking)]
@@ -250,9 +254,9 @@ class MinHashDedupJob(MapJob):
         return duck.parquet_scan(con, [f"{self.output.url.rstrip('/')}/{rel}"])
 
     # 3. with --verify: each group's shingle sets, gathered from the partitions ---------------
-    def scatter(self, key: str) -> dict[str, Any]:
+    def scatter(self, key: str, results: dict[str, Any]) -> dict[str, Any]:
         part, out = self.keys.index(key), self.output
-        if self.results["candidates"]["verify_groups"] == 1:
+        if results["candidates"]["verify_groups"] == 1:
             return {"documents": 0, "files": []}  # one group: resolve reads the sets in place
         members = out.read_parquet(work("members"), filters=[("part", "=", part)])
         pos, grp = members.column("pos").to_numpy(), members.column("grp").to_numpy()
@@ -268,7 +272,7 @@ class MinHashDedupJob(MapJob):
         return {"documents": len(pos), "files": files}
 
     # 4. verify, components, decisions ---------------------------------------------------------
-    def resolve(self) -> dict[str, Any]:
+    def resolve(self, results: dict[str, Any]) -> dict[str, Any]:
         o, out = self.opts, self.output
         order = out.read_parquet(work("order"))
         n_docs = order.num_rows
@@ -276,7 +280,7 @@ class MinHashDedupJob(MapJob):
         edges_file = work("edges")
         if o.verify:
             edges_file = work("verified")
-            stats.update(self._verify(edges_file))
+            stats.update(self._verify(edges_file, results["candidates"]))
         labels = components(n_docs, lambda: self._edge_batches(edges_file))
         stats.update(self._decide(labels, order))
         return stats
@@ -286,15 +290,15 @@ class MinHashDedupJob(MapJob):
             for batch in pq.ParquetFile(f).iter_batches(EDGE_BATCH, columns=["u", "v"]):
                 yield batch.column(0).to_numpy(), batch.column(1).to_numpy()
 
-    def _verify(self, rel: str) -> dict[str, Any]:
+    def _verify(self, rel: str, candidates: dict[str, Any]) -> dict[str, Any]:
         """Exact Jaccard of each candidate pair, keeping those at or above the threshold
         (corpus.dedup.verify), with each group's sets read from its folder."""
         o, out = self.opts, self.output
-        n_groups = self.results["candidates"]["verify_groups"]
+        n_groups = candidates["verify_groups"]
         counts = {"verified_pairs": 0, "accepted_pairs": 0}
 
         def load(g: int) -> SetBlock:
-            capacity = self.results["candidates"]["group_shingles"][g]
+            capacity = candidates["group_shingles"][g]
             if n_groups == 1:
                 block = SetBlock.read_members(out, self.keys, capacity)
             else:
@@ -379,3 +383,14 @@ class MinHashDedupJob(MapJob):
         gone = removed_rows(table.take(pa.array(pos[removed])), STAGE, reasons)
         return write_documents(self.output, key, kept.filter(pa.array(~drop)), kept.schema,
                                gone, rows_in=table.num_rows)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "dedup"
+OPTIONS = MinHashOptions
+READS = tuple(c.name for c in MinHashDedupJob.requires)
+WRITES = ("cluster_id",)
+
+
+def make_job(opts: MinHashOptions, input: DatasetDir, out: DatasetDir) -> MinHashDedupJob:
+    return MinHashDedupJob(opts, input, out)

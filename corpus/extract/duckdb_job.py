@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -148,3 +148,15 @@ def describe(job: ExtractJob) -> dict[str, Any]:
     return {"sql": p.sql, "rows": p.rows, "content_bytes": p.content_bytes,
             "partitions": p.partitions, "tables_scanned": p.scanned,
             "params": job.values, "options": asdict(job.opts)}
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "extract"
+OPTIONS = ExtractOptions
+READS = tuple(dict.fromkeys(c.name for c in (*schema.FILES, *schema.CONTENTS)))
+WRITES = tuple(c.name for c in schema.RAW)
+
+
+def make_job(opts: ExtractOptions, input: DatasetDir, out: DatasetDir) -> ExtractJob:
+    """The input (a TABLES folder) is the query's `tables`."""
+    return ExtractJob(replace(opts, tables=input.url), out)

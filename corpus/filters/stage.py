@@ -157,3 +157,14 @@ def _tokenizer_digest(path: str) -> str:
         raise InputError(f"cannot load tokenizer {path}: {e}") from e
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "filter"
+OPTIONS = FilterOptions
+READS = tuple(c.name for c in FilterJob.requires)
+WRITES: tuple[str, ...] = ()
+
+
+def make_job(opts: FilterOptions, input: DatasetDir, out: DatasetDir) -> FilterJob:
+    return FilterJob(opts, input, out)

@@ -233,3 +233,16 @@ def _count(values: list[str]) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "github-tables"
+OPTIONS = GithubTablesOptions
+NEEDS_INPUT = False  # a source: its folders are options
+READS: tuple[str, ...] = ()
+WRITES = tuple(dict.fromkeys(c.name for c in (*schema.FILES, *schema.CONTENTS, *schema.LICENSES)))
+
+
+def make_job(opts: GithubTablesOptions, input: DatasetDir | None,
+             out: DatasetDir) -> GithubTablesJob:
+    return GithubTablesJob(opts, out)

@@ -60,3 +60,14 @@ def pipeline_stage(engine: Engine, spec: Any, input_url: str | None, out: Datase
     opts = _options(LicenseOptions, spec.options, f"stage {spec.name}")
     job = LicenseFilterJob(opts, _needs_input(spec, input_url), out)
     return engine.run(job, overwrite=overwrite, **kw)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "licenses"
+OPTIONS = LicenseOptions
+READS = tuple(c.name for c in LicenseFilterJob.requires)
+WRITES: tuple[str, ...] = ()
+
+
+def make_job(opts: LicenseOptions, input: DatasetDir, out: DatasetDir) -> LicenseFilterJob:
+    return LicenseFilterJob(opts, input, out)

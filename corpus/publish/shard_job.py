@@ -35,6 +35,7 @@ from corpus.publish import card as cards
 from corpus.publish.split import LayoutOptions
 from corpus.splits import SPLITS, VALIDATION, assign, valid_repos
 from corpus.stage import WORK_DIR, DocumentStats, MapJob
+from corpus.steps import GlobalStep, MapStep, Step
 
 STAGE = "shard-parquet"
 FORMAT = "hub-parquet/2"  # 2: the test split, the dataset card
@@ -104,8 +105,8 @@ class HubShardJob(MapJob):
                                  f"files hold {rows}")
         return rows
 
-    def steps(self) -> list[tuple[str, str]]:
-        return [("map", "scan"), ("global", "plan")]
+    def steps(self) -> list[Step]:
+        return [MapStep("scan"), GlobalStep("plan")]
 
     def step_partitions(self) -> list[str]:
         """The scan runs per input partition."""

@@ -54,3 +54,16 @@ def summary(manifest: dict[str, Any], rule: SplitRule) -> str:
              f"in {len(s['files'])} shard{'s' if len(s['files']) > 1 else ''}"
              for name, s in splits.items()]
     return "; ".join(parts + empty_notes(rule, splits))
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "shard"
+OPTIONS = ParquetShardOptions
+READS = ("content",)
+WRITES: tuple[str, ...] = ()
+
+
+def run_stage(engine: Any, opts: ParquetShardOptions, input: DatasetDir, out: DatasetDir,
+              where: str, overwrite: bool = False, replace_stale: bool = False,
+              ) -> dict[str, Any]:
+    return parquet_shards(engine, input, out, opts, where, overwrite, replace_stale)

@@ -90,3 +90,14 @@ class ScrubJob(MapJob):
         for r in records:
             totals.update(r.get("secrets") or {})
         return {"secrets": dict(sorted(totals.items()))}
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "scrub"
+OPTIONS = ScrubOptions
+READS = tuple(c.name for c in ScrubJob.requires)
+WRITES = ("content",)  # redacted in place
+
+
+def make_job(opts: ScrubOptions, input: DatasetDir, out: DatasetDir) -> ScrubJob:
+    return ScrubJob(input, out, opts)

@@ -49,6 +49,7 @@ from corpus.splits import (
     valid_repos,
 )
 from corpus.stage import WORK_DIR, MapJob, reason_counts, removed_rows
+from corpus.steps import GlobalStep, MapStep, Step
 from corpus.tokens import bpe
 from corpus.tokens import format as fmt
 
@@ -110,8 +111,8 @@ class TokenShardJob(MapJob):
         if self.rows_in == 0:  # said here, before any work, rather than by the plan's worker
             raise InputError(f"{input.url} holds no documents to tokenize (0 rows)")
 
-    def steps(self) -> list[tuple[str, str]]:
-        return [("map", "tokenize"), ("global", "plan")]
+    def steps(self) -> list[Step]:
+        return [MapStep("tokenize"), GlobalStep("plan")]
 
     def step_partitions(self) -> list[str]:
         """The tokenize step runs per input partition."""
@@ -330,3 +331,13 @@ def describe(manifest: dict[str, Any]) -> str:
     return "; ".join(parts + empty_notes(asked, t["splits"])) \
         + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
 
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "shard"
+OPTIONS = TokenShardOptions
+READS = tuple(c.name for c in TokenShardJob.requires)
+WRITES = ("tokens",)
+
+
+def make_job(opts: TokenShardOptions, input: DatasetDir, out: DatasetDir) -> TokenShardJob:
+    return TokenShardJob(opts, input, out)

@@ -119,3 +119,17 @@ def train(input_url: str, out_url: str, opts: bpe.TokenizerOptions,
         with Engine(workers=1, progress=False) as local:
             return local.run(job, overwrite, replace_stale)
     return engine.run(job, overwrite, replace_stale)
+
+
+# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+KIND = "tokenizer"
+OPTIONS = bpe.TokenizerOptions
+READS = ("content",)
+WRITES: tuple[str, ...] = ()
+
+
+def run_stage(engine: Engine, opts: bpe.TokenizerOptions, input: DatasetDir, out: DatasetDir,
+              where: str, overwrite: bool = False, replace_stale: bool = False,
+              ) -> dict[str, Any]:
+    return train(input.url, out.url, opts, engine=engine, overwrite=overwrite,
+                 replace_stale=replace_stale)
