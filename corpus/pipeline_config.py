@@ -52,6 +52,18 @@ KINDS = tuple(stage_options.PARSERS)
 STAGE_REFERENCES = ("tokenizer", "data")  # an eval stage's data: a dataset stage
 REFERENCE_KINDS = {"tokenizer": "tokenizer"}
 
+#: Options that name files or folders, per kind: relative paths in them (and in `input`,
+#: `[pipeline].output`) are relative to the config file's folder, not to the cwd.
+PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "github-tables": ("sources", "site_packages_dirs"),
+    "extract": ("query",),
+    "filter": ("tokenizer",),
+    "decontaminate": ("benchmark_files",),
+    "shard": ("tokenizer", "valid_from"),
+    "train": ("model", "deepspeed", "init"),
+    "eval": ("data", "problem_file"),
+}
+
 
 def where_of(spec: StageSpec) -> str:
     return f'stage "{spec.name}" ({spec.kind})'
@@ -66,6 +78,8 @@ def load(path: str, files: bool = True) -> Pipeline:
     data = read_toml(path, "pipeline config")
     check_keys(data, ["pipeline", "stages"], path, "table")
     head = validate(PipelineTable, data.get("pipeline", {}), f"{path}: [pipeline]")
+    base = os.path.dirname(path)
+    head.output = relative_to(base, head.output)
     raw = data.get("stages", [])
     if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
         raise ConfigError(f"{path}: stages: expected [[stages]] tables, got {show(raw)}")
@@ -76,6 +90,8 @@ def load(path: str, files: bool = True) -> Pipeline:
         spec = _stage(path, i, table, stages)
         stages.append(spec)
     names = [s.name for s in stages]
+    for spec in stages:
+        _resolve_paths(spec, base, set(names))
     for i, spec in enumerate(stages):
         where = f"{path}: {where_of(spec)}"
         _check_input(spec, stages[:i], names[i:], where, files)
@@ -87,6 +103,31 @@ def load(path: str, files: bool = True) -> Pipeline:
         if spec.kind == "train":
             _check_train(spec, stages[:i], where, files)
     return Pipeline(path, head.output, stages)
+
+
+def relative_to(base: str, value: str) -> str:
+    """A config's path as the process opens it: relative ones joined to the config's folder;
+    absolute paths and URLs as written."""
+    if not base or "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(base, value))
+
+
+def _resolve_paths(spec: StageSpec, base: str, names: set[str]) -> None:
+    """The stage's input and path options relative to `base`; stage names are left alone
+    (they name an earlier stage, or are refused by name)."""
+    def one(value: Any) -> Any:
+        return relative_to(base, value) if isinstance(value, str) and value not in names \
+            else value
+
+    if spec.input is not None:
+        spec.input = one(spec.input)
+    for key in PATH_KEYS.get(spec.kind, ()):
+        value = spec.options.get(key)
+        if isinstance(value, list):
+            spec.options[key] = [one(v) for v in value]
+        elif value is not None:
+            spec.options[key] = one(value)
 
 
 def _stage(path: str, i: int, table: dict[str, Any], before: list[StageSpec]) -> StageSpec:
