@@ -284,44 +284,6 @@ def _flag(name: str) -> str:
         name, "--" + name.replace("_", "-"))
 
 
-@cli.command()
-@click.argument("config", metavar="CONFIG.toml")
-@click.option("--output", default=None, metavar="ROOT", help="Override [pipeline].output.")
-@click.option("--overwrite", is_flag=True, help="Recompute every stage from scratch.")
-@engine_options
-def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
-    """Run a pipeline config: each stage into ROOT/<stage name>, resuming finished work."""
-    from corpus import pipeline
-
-    p = pipeline.load(config)
-
-    results: dict[str, dict[str, Any]] = {}
-
-    def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
-        engine.log.event("stage", f"[green]✓[/] {spec.name} ({spec.kind}) → {url}",
-                         stage_name=spec.name, kind=spec.kind, output=url)
-        results[url] = manifest
-
-    from corpus.lock import writer_lock
-
-    root = (output or p.output).rstrip("/")
-    with writer_lock(root):  # one run per root, taken before anything under it is written
-        outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
-        out.rule("results")
-        for url in outputs.values():
-            line = pipeline.describe(results[url])
-            if line is None:  # a dataset directory: its stats
-                _print_stats(url)
-            else:
-                out.print(f"{url}\n  {line}", highlight=False)
-            out.print()
-        out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
-        if "://" not in root:
-            from corpus.report.render import write
-
-            out.print(f"report: {write(root)}")
-
-
 def _print_stats(url: str) -> None:
     from corpus import stats as st
 
@@ -354,6 +316,14 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-from corpus import cli_cloud, cli_data, cli_eval, cli_model, cli_train  # noqa: E402  (register)
+from corpus import (  # noqa: E402  (register their commands)
+    cli_cloud,
+    cli_data,
+    cli_eval,
+    cli_model,
+    cli_run,
+    cli_train,
+)
 
-__all__ = ["cli", "cli_cloud", "cli_data", "cli_eval", "cli_model", "cli_train", "main"]
+__all__ = ["cli", "cli_cloud", "cli_data", "cli_eval", "cli_model", "cli_run", "cli_train",
+           "main"]
