@@ -69,7 +69,13 @@ def render(table_rows: list[dict[str, Any]], console: Any) -> None:
 
 def print_wide(table: Any, console: Any) -> None:
     """A table at its full width, never cut to the terminal's (or a pipe's 80 columns)."""
+    from rich.console import Console
     from rich.measure import Measurement
 
     width = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
-    console.print(table, width=max(width, console.width))
+    if width <= console.width:
+        console.print(table)
+        return
+    wide = Console(file=console.file, width=width, force_terminal=console.is_terminal,
+                   color_system=console.color_system)
+    wide.print(table)
