@@ -85,4 +85,4 @@ def _print_plan(steps: list[Any], root: str) -> None:
         t.add_row(s.name, s.kind, s.input or "", s.output, s.status)
     print_wide(t, out)
     todo = sum(s.status == "will run" for s in steps)
-    out.print(f"{todo} of {len(steps)} stages will run under {root}/ (dry run: nothing ran)")
+    out.print(f"dry run: {todo} of {len(steps)} stages would run under {root}/; nothing ran")

@@ -63,7 +63,7 @@ def render(table_rows: list[dict[str, Any]], console: Any) -> None:
     for r in table_rows:
         t.add_row(r["stage"], r["kind"], n(r["rows_in"]), n(r["rows"]),
                   "" if r["bytes"] is None else format_bytes(r["bytes"]), f"{r['seconds']:.1f}",
-                  "" if r["mb_s_core"] is None else f"{r['mb_s_core']:.1f}", r["status"])
+                  "" if r["mb_s_core"] is None else f"{r['mb_s_core']:.3g}", r["status"])
     print_wide(t, console)
 
 
