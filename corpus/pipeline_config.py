@@ -90,16 +90,16 @@ def load(path: str, files: bool = True) -> Pipeline:
         spec = _stage(path, i, table, stages)
         stages.append(spec)
     names = [s.name for s in stages]
-    for spec in stages:
-        _resolve_paths(spec, base, set(names))
     for i, spec in enumerate(stages):
         where = f"{path}: {where_of(spec)}"
-        _check_input(spec, stages[:i], names[i:], where, files)
-        spec.opts = stage_options.parse(spec.kind, spec.options, where, spec.input, files)
+        _check_input(spec, stages[:i], names[i:], where, files, base)
         for key in STAGE_REFERENCES:
             value = spec.options.get(key)
             if isinstance(value, str):
-                _check_reference(key, value, stages[:i], names[i:], where, files, spec.kind)
+                _check_reference(key, value, stages[:i], names[i:], where, files, spec.kind,
+                                 base)
+        _resolve_paths(spec, base, set(names))  # after the checks: their messages say as written
+        spec.opts = stage_options.parse(spec.kind, spec.options, where, spec.input, files)
         if spec.kind == "train":
             _check_train(spec, stages[:i], where, files)
     return Pipeline(path, head.output, stages)
@@ -155,7 +155,7 @@ def _stage(path: str, i: int, table: dict[str, Any], before: list[StageSpec]) ->
 
 
 def _check_input(spec: StageSpec, earlier: list[StageSpec], later: list[str], where: str,
-                 files: bool) -> None:
+                 files: bool, base: str = "") -> None:
     if spec.kind == "github-tables":
         if spec.input is not None:
             raise ConfigError(f"{where}: input: a github-tables stage has no input (it reads "
@@ -164,13 +164,14 @@ def _check_input(spec: StageSpec, earlier: list[StageSpec], later: list[str], wh
     if spec.input is None:
         raise ConfigError(f"{where}: missing required key `input` (an earlier stage's name, or "
                           "a dataset directory)")
-    _check_reference("input", spec.input, earlier, later, where, files, spec.kind)
+    _check_reference("input", spec.input, earlier, later, where, files, spec.kind, base)
 
 
 def _check_reference(key: str, value: str, earlier: list[StageSpec], later: list[str],
-                     where: str, files: bool, kind: str) -> None:
+                     where: str, files: bool, kind: str, base: str = "") -> None:
     """An input or STAGE_REFERENCES value: an earlier stage (of the kind it must name), or an
-    existing path, or a URL. A later stage, or a name that is neither, is refused by name."""
+    existing path (relative to `base`, the config's folder), or a URL. A later stage, or a
+    name that is neither, is refused by name."""
     found = next((s for s in earlier if s.name == value), None)
     wanted = REFERENCE_KINDS.get(key)
     if found is not None:
@@ -185,7 +186,8 @@ def _check_reference(key: str, value: str, earlier: list[StageSpec], later: list
     if "://" in value or not files:
         return
     is_file = key == "tokenizer" and kind == "filter"  # a `tokenizers` JSON file
-    if os.path.isfile(value) if is_file else os.path.exists(value):
+    found_path = relative_to(base, value)
+    if os.path.isfile(found_path) if is_file else os.path.exists(found_path):
         return
     names = [s.name for s in earlier]
     close = difflib.get_close_matches(value, names, n=1)
