@@ -46,6 +46,7 @@ def run(config: str, output: str | None, overwrite: bool, dry_run: bool, only: t
               for s in steps}
     status = {s.name: s.status for s in steps}
     ran: list[rs.Ran] = []
+    notes: list[str] = []  # the one line of each stage whose output is not a dataset
     clock = [0.0]
 
     def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
@@ -57,6 +58,8 @@ def run(config: str, output: str | None, overwrite: bool, dry_run: bool, only: t
             if "runs" in manifest else status[spec.name] != pl.UP_TO_DATE
         source = next((x.output for x in steps if x.name == spec.input), spec.input)
         ran.append(rs.Ran(spec.name, spec.kind, url, source, now - clock[0], computed))
+        if (line := pipeline.describe(manifest)) is not None:  # a model, a tokenizer, …
+            notes.append(line)
         clock[0] = now
         pl.record(root, steps, spec.name)
 
@@ -66,6 +69,8 @@ def run(config: str, output: str | None, overwrite: bool, dry_run: bool, only: t
                      only=selected)
         cores = engine.n_workers() if any(r.computed for r in ran) else 1
         rs.render(rs.rows(ran, cores), out)
+        for line in notes:
+            out.print(line, highlight=False)
         out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
         if "://" not in root:
             from corpus.report.render import write
