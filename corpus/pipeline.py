@@ -1,7 +1,7 @@
 """`corpus run CONFIG.toml`: stages in order, each into its own folder under one output root.
 
     [pipeline]
-    output = "out/demo"              # the root; relative paths are relative to the cwd
+    output = "out/demo"              # the root; relative paths: to this file's folder
 
     [[stages]]
     name = "tables"                  # also the output folder's name
