@@ -312,11 +312,9 @@ def test_values_are_kept_as_written(monkeypatch):
     fingerprints of existing outputs do not change; sizes become bytes as before; paths are
     relative to the config's folder, as the cwd-relative paths they were."""
     from corpus.pipeline_config import PATH_KEYS
-
     monkeypatch.chdir(ROOT)
     p = pipeline.load("pipelines/demo.toml")
     import tomllib
-
     raw = tomllib.loads((ROOT / "pipelines" / "demo.toml").read_text())["stages"]
     for spec, table in zip(p.stages, raw, strict=True):
         opts = dataclasses.asdict(spec.opts)
@@ -325,8 +323,6 @@ def test_values_are_kept_as_written(monkeypatch):
                 value = os.path.normpath(os.path.join("pipelines", value))
             if key in opts and not key.endswith("_bytes"):
                 assert repr(opts[key]) == repr(value), (spec.name, key)
-    assert pipeline.stage_of(p, "extract", "raw-python").opts.query == \
-        "queries/github_python.sql"  # the path it was before configs were file-relative
     tokens = pipeline.stage_of(p, "shard", "tokens").opts
     assert tokens.shard_bytes == 8 << 20
 
@@ -391,10 +387,8 @@ def test_bounds_agree_with_the_cli(command, param, cls, field):
     cmd = cli
     for word in command.split():
         cmd = cmd.commands[word]
-    option = next(p for p in cmd.params if p.name == param)
-    kind = option.type
-    if command in ("dedup", "decontaminate"):  # generated from the Options (cli_options.py):
-        # the bound is checked once, by the config's validation, and shown in the help
+    kind = (option := next(p for p in cmd.params if p.name == param)).type
+    if command in ("dedup", "decontaminate"):  # generated (cli_options.py): checked once
         assert kind in (click.INT, click.FLOAT), kind
         assert f"({config_check.bounds(config_check.field_types(cls)[field])})" in option.help
         return
