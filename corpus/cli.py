@@ -13,6 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from corpus import __version__
+from corpus.cli_options import options_from, table_of
+from corpus.contamination.stage import DecontamOptions
+from corpus.dedup.exact import ExactOptions
+from corpus.dedup.near import MinHashOptions
+from corpus.licenses.policy import LicenseOptions
+from corpus.scrub.redact import ScrubOptions
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -175,31 +181,27 @@ def filter_(input_dir: str, out_dir: str, config: str, stage_name: str | None,
     _print_stats(out_dir)
 
 
+def _options(kind: str, cls: type, given: dict[str, Any], where: str,
+             split: tuple[str, ...] = (), **extra: Any) -> Any:
+    """A stage's Options from its command-line values: the table a config would hold, checked
+    by the same code (corpus/stage_options.py)."""
+    from corpus import stage_options
+
+    return stage_options.parse(kind, {**extra, **table_of(cls, given, split)}, where)
+
+
 @cli.command("licenses")
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
-@click.option("--allow", "allow", multiple=True, metavar="KEYS",
-              help="SPDX keys to keep, comma-separated or repeated (replaces the default "
-              "permissive list, see docs/licenses.md); `bsd` keeps unnumbered BSD.")
-@click.option("--deny", "deny", multiple=True, metavar="KEYS",
-              help="SPDX keys to drop even when allowed, comma-separated or repeated.")
-@click.option("--keep-unlicensed", is_flag=True,
-              help="Keep documents without a license (dropped as `no-license` by default).")
+@options_from(LicenseOptions, split=("allow", "deny"), metavars={"allow": "KEYS", "deny": "KEYS"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def licenses(input_dir: str, out_dir: str, allow: tuple[str, ...], deny: tuple[str, ...],
-             keep_unlicensed: bool, overwrite: bool, engine: Any) -> None:
+def licenses(input_dir: str, out_dir: str, overwrite: bool, engine: Any, **given: Any) -> None:
     """Keep documents whose license is allowed; dropped ones go to OUT/removed/ with a reason
     naming their license."""
-    from corpus.licenses.policy import LicenseOptions
     from corpus.licenses.stage import run_licenses
 
-    def keys(values: tuple[str, ...]) -> list[str]:
-        return [k.strip() for v in values for k in v.split(",") if k.strip()]
-
-    opts = LicenseOptions(deny=keys(deny), keep_unlicensed=keep_unlicensed)
-    if allow:
-        opts.allow = keys(allow)
+    opts = _options("licenses", LicenseOptions, given, "corpus licenses", ("allow", "deny"))
     run_licenses(engine, input_dir, out_dir, opts, overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -207,26 +209,18 @@ def licenses(input_dir: str, out_dir: str, allow: tuple[str, ...], deny: tuple[s
 @cli.command()
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
-@click.option("--no-emails", is_flag=True, help="Leave email addresses.")
-@click.option("--no-ips", is_flag=True, help="Leave IP addresses.")
-@click.option("--private-ips", is_flag=True,
-              help="Also redact private, loopback and link-local addresses.")
-@click.option("--high-entropy", is_flag=True,
-              help="Also detect-secrets' high-entropy string plugins (noisy on real code).")
-@click.option("--drop-files-with", "drop", default="", metavar="KIND,…",
-              help="Drop files with these findings instead of redacting, e.g. PRIVATE_KEY.")
+@options_from(ScrubOptions, split=("drop_files_with",), metavars={"drop_files_with": "KIND,…"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def scrub(input_dir: str, out_dir: str, no_emails: bool, no_ips: bool, private_ips: bool,
-          high_entropy: bool, drop: str, overwrite: bool, engine: Any) -> None:
+def scrub(input_dir: str, out_dir: str, overwrite: bool, engine: Any, **given: Any) -> None:
     """Replace secrets and PII with typed placeholders (<AWS_ACCESS_KEY>, <EMAIL>, …) and
     count them per kind in a `secrets` column; found values are never written anywhere."""
     from corpus.io import DatasetDir
-    from corpus.scrub.redact import ScrubOptions, kinds_of
     from corpus.scrub.stage import ScrubJob
 
-    opts = ScrubOptions(emails=not no_emails, ips=not no_ips, private_ips=private_ips,
-                        high_entropy=high_entropy, drop_files_with=kinds_of(drop))
+    if given.get("drop_files_with"):  # kinds as people type them: private_key
+        given["drop_files_with"] = tuple(v.upper() for v in given["drop_files_with"])
+    opts = _options("scrub", ScrubOptions, given, "corpus scrub", ("drop_files_with",))
     engine.run(ScrubJob(DatasetDir(input_dir), DatasetDir(out_dir), opts), overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -234,29 +228,21 @@ def scrub(input_dir: str, out_dir: str, no_emails: bool, no_ips: bool, private_i
 @cli.command()
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
-@click.option("--benchmark", "benchmarks", multiple=True, metavar="NAME",
-              help="Built-in benchmark (humaneval). Repeatable. Default: humaneval unless "
-              "--benchmark-file is given.")
-@click.option("--benchmark-file", "files", multiple=True, metavar="F.jsonl",
-              help="JSONL of {task_id, prompt, solution}. Repeatable.")
-@click.option("--min-chars", type=click.IntRange(1), default=40, show_default=True,
-              help="Shorter snippets (after whitespace normalization) are not matched.")
-@click.option("--ngram", type=click.IntRange(1, 30), default=None,
-              help="Also drop on token n-gram overlap with a benchmark solution.")
-@click.option("--ngram-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7,
-              show_default=True, help="With --ngram: fraction of a solution's n-grams.")
+@options_from(DecontamOptions, rename={"benchmarks": "benchmark", "benchmark_files":
+                                       "benchmark-file"},
+              metavars={"benchmarks": "NAME", "benchmark_files": "F.jsonl"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def decontaminate(input_dir: str, out_dir: str, benchmarks: tuple[str, ...],
-                  files: tuple[str, ...], min_chars: int, ngram: int | None,
-                  ngram_threshold: float, overwrite: bool, engine: Any) -> None:
+def decontaminate(input_dir: str, out_dir: str, overwrite: bool, engine: Any,
+                  **given: Any) -> None:
     """Drop documents that contain a benchmark's prompt or canonical solution (whitespace
     normalized), with a reason naming the task."""
-    from corpus.contamination.stage import DecontaminateJob, DecontamOptions
+    from corpus.contamination.stage import DecontaminateJob
     from corpus.io import DatasetDir
 
-    names = list(benchmarks) or ([] if files else ["humaneval"])
-    opts = DecontamOptions(names, list(files), min_chars, ngram, ngram_threshold)
+    files_only = {"benchmarks": []} if given.get("benchmark_files") else {}
+    opts = _options("decontaminate", DecontamOptions, given, "corpus decontaminate",
+                    **files_only)
     engine.run(DecontaminateJob(DatasetDir(input_dir), DatasetDir(out_dir), opts),
                overwrite=overwrite)
     _print_stats(out_dir)
@@ -266,89 +252,39 @@ def decontaminate(input_dir: str, out_dir: str, benchmarks: tuple[str, ...],
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
 @click.option("--exact", is_flag=True, help="Exact deduplication (xxh3_128 of the content).")
-@click.option("--ignore-whitespace", is_flag=True,
-              help="With --exact: hash the content with all whitespace removed.")
+@options_from(ExactOptions, only=("ignore_whitespace",), note="With --exact: ")
 @click.option("--minhash", is_flag=True,
               help="Near-deduplication: MinHash LSH over token n-gram shingles.")
-@click.option("--ngram", type=click.IntRange(1, 16), default=5, show_default=True,
-              help="With --minhash: tokens per shingle.")
-@click.option("--num-perm", type=click.IntRange(1, 4096), default=256, show_default=True,
-              help="With --minhash: permutations (signature length).")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.85,
-              show_default=True, help="With --minhash: Jaccard of near-duplicates.")
-@click.option("--bands", type=click.IntRange(1), default=None,
-              help="With --minhash: LSH bands (default: from the threshold).")
-@click.option("--rows", type=click.IntRange(1), default=None, help="With --minhash: rows per band.")
-@click.option("--seed", type=int, default=42, show_default=True, help="With --minhash.")
-@click.option("--verify", is_flag=True,
-              help="With --minhash: check every candidate pair's exact Jaccard before linking.")
-@click.option("--verify-memory", default="256MiB", show_default=True, metavar="SIZE",
-              help="With --verify: memory for the shingle sets compared at a time.")
-@click.option("--rank", "ranking", multiple=True, metavar="COLUMN [asc|desc]",
-              help="Keeper preference before the smallest id: 'copies desc', 'size', "
-              "'license'. Repeatable, in order.")
-@click.option("--prefer-license", "licenses", multiple=True, metavar="SPDX",
-              help="With --rank license: preferred licenses, most preferred first.")
+@options_from(MinHashOptions, exclude=("ranking", "license_preference"), note="With --minhash: ")
+@options_from(MinHashOptions, only=("ranking", "license_preference"),
+              rename={"ranking": "rank", "license_preference": "prefer-license"},
+              metavars={"ranking": "COLUMN [asc|desc]", "license_preference": "SPDX"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def dedup(input_dir: str, out_dir: str, exact: bool, ignore_whitespace: bool, minhash: bool,
-          ngram: int, num_perm: int, threshold: float, bands: int | None, rows: int | None,
-          seed: int, verify: bool, verify_memory: str, ranking: tuple[str, ...],
-          licenses: tuple[str, ...], overwrite: bool, engine: Any) -> None:
+def dedup(input_dir: str, out_dir: str, exact: bool, minhash: bool, overwrite: bool,
+          engine: Any, **given: Any) -> None:
     """Remove duplicate documents, keeping one per group (smallest id unless ranked)."""
     from corpus import pipeline
     from corpus.io import DatasetDir
 
     if exact == minhash:
         raise click.UsageError("choose one method: --exact or --minhash")
-    options: dict[str, Any] = {"ranking": list(ranking), "license_preference": list(licenses)}
-    if exact:
-        options |= {"method": "exact", "ignore_whitespace": ignore_whitespace}
-    else:
-        options |= {"method": "minhash", "ngram": ngram, "num_perm": num_perm,
-                    "threshold": threshold, "bands": bands, "rows": rows, "seed": seed,
-                    "verify": verify, "verify_memory": verify_memory}
-    spec = pipeline.StageSpec("dedup", "dedup", input_dir, options)
+    cls, method = (ExactOptions, "exact") if exact else (MinHashOptions, "minhash")
+
+    other = {k for k, v in given.items() if v not in (None, ())} - set(table_of(cls, given))
+    if other:
+        raise click.UsageError(f"{', '.join(sorted(_flag(k) for k in other))}: not an option "
+                               f"of --{method}")
+    table = {"method": method, **table_of(cls, given)}
+    spec = pipeline.StageSpec("dedup", "dedup", input_dir, table)
+    spec.opts = _options("dedup", cls, given, "corpus dedup", method=method)
     pipeline.KINDS["dedup"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
     _print_stats(out_dir)
 
 
-@cli.command()
-@click.argument("config", metavar="CONFIG.toml")
-@click.option("--output", default=None, metavar="ROOT", help="Override [pipeline].output.")
-@click.option("--overwrite", is_flag=True, help="Recompute every stage from scratch.")
-@engine_options
-def run(config: str, output: str | None, overwrite: bool, engine: Any) -> None:
-    """Run a pipeline config: each stage into ROOT/<stage name>, resuming finished work."""
-    from corpus import pipeline
-
-    p = pipeline.load(config)
-
-    results: dict[str, dict[str, Any]] = {}
-
-    def report(spec: Any, url: str, manifest: dict[str, Any]) -> None:
-        engine.log.event("stage", f"[green]✓[/] {spec.name} ({spec.kind}) → {url}",
-                         stage_name=spec.name, kind=spec.kind, output=url)
-        results[url] = manifest
-
-    from corpus.lock import writer_lock
-
-    root = (output or p.output).rstrip("/")
-    with writer_lock(root):  # one run per root, taken before anything under it is written
-        outputs = pipeline.run(p, engine, output=output, overwrite=overwrite, on_stage=report)
-        out.rule("results")
-        for url in outputs.values():
-            line = pipeline.describe(results[url])
-            if line is None:  # a dataset directory: its stats
-                _print_stats(url)
-            else:
-                out.print(f"{url}\n  {line}", highlight=False)
-            out.print()
-        out.print(f"outputs under {root}/; see `corpus stats DIR` for any of them")
-        if "://" not in root:
-            from corpus.report.render import write
-
-            out.print(f"report: {write(root)}")
+def _flag(name: str) -> str:
+    return {"ranking": "--rank", "license_preference": "--prefer-license"}.get(
+        name, "--" + name.replace("_", "-"))
 
 
 def _print_stats(url: str) -> None:
@@ -383,6 +319,14 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-from corpus import cli_cloud, cli_data, cli_eval, cli_model, cli_train  # noqa: E402  (register)
+from corpus import (  # noqa: E402  (register their commands)
+    cli_cloud,
+    cli_data,
+    cli_eval,
+    cli_model,
+    cli_run,
+    cli_train,
+)
 
-__all__ = ["cli", "cli_cloud", "cli_data", "cli_eval", "cli_model", "cli_train", "main"]
+__all__ = ["cli", "cli_cloud", "cli_data", "cli_eval", "cli_model", "cli_run", "cli_train",
+           "main"]

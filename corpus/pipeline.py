@@ -1,7 +1,7 @@
 """`corpus run CONFIG.toml`: stages in order, each into its own folder under one output root.
 
     [pipeline]
-    output = "out/demo"              # the root; relative paths are relative to the cwd
+    output = "out/demo"              # the root; relative paths: to this file's folder
 
     [[stages]]
     name = "tables"                  # also the output folder's name
@@ -146,17 +146,19 @@ KINDS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def run(p: Pipeline, engine: Engine, output: str | None = None, overwrite: bool = False,
         on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None = None,
-        ) -> dict[str, str]:
-    """Run every stage in order, holding the root's writer lock; return stage name -> URL."""
+        only: set[str] | None = None) -> dict[str, str]:
+    """Run every stage in order (with `only`: those stages; the others' outputs are read as
+    they are), holding the root's writer lock; return stage name -> URL."""
     from corpus.lock import writer_lock
 
     root = (output or p.output).rstrip("/")
     with writer_lock(root):  # before anything under the root is written
-        return _run(p, engine, root, overwrite, on_stage)
+        return _run(p, engine, root, overwrite, on_stage, only)
 
 
 def _run(p: Pipeline, engine: Engine, root: str, overwrite: bool,
-         on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None) -> dict[str, str]:
+         on_stage: Callable[[StageSpec, str, dict[str, Any]], None] | None,
+         only: set[str] | None = None) -> dict[str, str]:
     DatasetDir(root).write_json("pipeline.json", {  # the stage order, for `corpus report`
         "config": p.path, "stages": [{"name": s.name, "kind": s.kind, "input": s.input}
                                      for s in p.stages]})
@@ -166,6 +168,9 @@ def _run(p: Pipeline, engine: Engine, root: str, overwrite: bool,
         if spec.input and spec.input not in done and spec.input in {s.name for s in p.stages}:
             raise ConfigError(f"stage {spec.name} reads {spec.input}, which runs after it")
         out = DatasetDir(posixpath.join(root, spec.name))
+        if only is not None and spec.name not in only:  # --only / --from: not run, read as is
+            done[spec.name] = out.url
+            continue
         spec = _resolved(spec, done)
         engine.log.record("stage-start", stage_name=spec.name, kind=spec.kind, output=out.url)
         manifest = KINDS[spec.kind](engine, spec, input_url, out, overwrite=overwrite,

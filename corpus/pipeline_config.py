@@ -52,6 +52,18 @@ KINDS = tuple(stage_options.PARSERS)
 STAGE_REFERENCES = ("tokenizer", "data")  # an eval stage's data: a dataset stage
 REFERENCE_KINDS = {"tokenizer": "tokenizer"}
 
+#: Options that name files or folders, per kind: relative paths in them (and in `input`,
+#: `[pipeline].output`) are relative to the config file's folder, not to the cwd.
+PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "github-tables": ("sources", "site_packages_dirs"),
+    "extract": ("query",),
+    "filter": ("tokenizer",),
+    "decontaminate": ("benchmark_files",),
+    "shard": ("tokenizer", "valid_from"),
+    "train": ("model", "deepspeed", "init"),
+    "eval": ("data", "problem_file"),
+}
+
 
 def where_of(spec: StageSpec) -> str:
     return f'stage "{spec.name}" ({spec.kind})'
@@ -66,6 +78,8 @@ def load(path: str, files: bool = True) -> Pipeline:
     data = read_toml(path, "pipeline config")
     check_keys(data, ["pipeline", "stages"], path, "table")
     head = validate(PipelineTable, data.get("pipeline", {}), f"{path}: [pipeline]")
+    base = os.path.dirname(path)
+    head.output = relative_to(base, head.output)
     raw = data.get("stages", [])
     if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
         raise ConfigError(f"{path}: stages: expected [[stages]] tables, got {show(raw)}")
@@ -78,15 +92,42 @@ def load(path: str, files: bool = True) -> Pipeline:
     names = [s.name for s in stages]
     for i, spec in enumerate(stages):
         where = f"{path}: {where_of(spec)}"
-        _check_input(spec, stages[:i], names[i:], where, files)
-        spec.opts = stage_options.parse(spec.kind, spec.options, where, spec.input, files)
+        _check_input(spec, stages[:i], names[i:], where, files, base)
         for key in STAGE_REFERENCES:
             value = spec.options.get(key)
             if isinstance(value, str):
-                _check_reference(key, value, stages[:i], names[i:], where, files, spec.kind)
+                _check_reference(key, value, stages[:i], names[i:], where, files, spec.kind,
+                                 base)
+        _resolve_paths(spec, base, set(names))  # after the checks: their messages say as written
+        spec.opts = stage_options.parse(spec.kind, spec.options, where, spec.input, files)
         if spec.kind == "train":
             _check_train(spec, stages[:i], where, files)
     return Pipeline(path, head.output, stages)
+
+
+def relative_to(base: str, value: str) -> str:
+    """A config's path as the process opens it: relative ones joined to the config's folder;
+    absolute paths and URLs as written."""
+    if not base or "://" in value or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(base, value))
+
+
+def _resolve_paths(spec: StageSpec, base: str, names: set[str]) -> None:
+    """The stage's input and path options relative to `base`; stage names are left alone
+    (they name an earlier stage, or are refused by name)."""
+    def one(value: Any) -> Any:
+        return relative_to(base, value) if isinstance(value, str) and value not in names \
+            else value
+
+    if spec.input is not None:
+        spec.input = one(spec.input)
+    for key in PATH_KEYS.get(spec.kind, ()):
+        value = spec.options.get(key)
+        if isinstance(value, list):
+            spec.options[key] = [one(v) for v in value]
+        elif value is not None:
+            spec.options[key] = one(value)
 
 
 def _stage(path: str, i: int, table: dict[str, Any], before: list[StageSpec]) -> StageSpec:
@@ -114,7 +155,7 @@ def _stage(path: str, i: int, table: dict[str, Any], before: list[StageSpec]) ->
 
 
 def _check_input(spec: StageSpec, earlier: list[StageSpec], later: list[str], where: str,
-                 files: bool) -> None:
+                 files: bool, base: str = "") -> None:
     if spec.kind == "github-tables":
         if spec.input is not None:
             raise ConfigError(f"{where}: input: a github-tables stage has no input (it reads "
@@ -123,13 +164,14 @@ def _check_input(spec: StageSpec, earlier: list[StageSpec], later: list[str], wh
     if spec.input is None:
         raise ConfigError(f"{where}: missing required key `input` (an earlier stage's name, or "
                           "a dataset directory)")
-    _check_reference("input", spec.input, earlier, later, where, files, spec.kind)
+    _check_reference("input", spec.input, earlier, later, where, files, spec.kind, base)
 
 
 def _check_reference(key: str, value: str, earlier: list[StageSpec], later: list[str],
-                     where: str, files: bool, kind: str) -> None:
+                     where: str, files: bool, kind: str, base: str = "") -> None:
     """An input or STAGE_REFERENCES value: an earlier stage (of the kind it must name), or an
-    existing path, or a URL. A later stage, or a name that is neither, is refused by name."""
+    existing path (relative to `base`, the config's folder), or a URL. A later stage, or a
+    name that is neither, is refused by name."""
     found = next((s for s in earlier if s.name == value), None)
     wanted = REFERENCE_KINDS.get(key)
     if found is not None:
@@ -144,7 +186,8 @@ def _check_reference(key: str, value: str, earlier: list[StageSpec], later: list
     if "://" in value or not files:
         return
     is_file = key == "tokenizer" and kind == "filter"  # a `tokenizers` JSON file
-    if os.path.isfile(value) if is_file else os.path.exists(value):
+    found_path = relative_to(base, value)
+    if os.path.isfile(found_path) if is_file else os.path.exists(found_path):
         return
     names = [s.name for s in earlier]
     close = difflib.get_close_matches(value, names, n=1)

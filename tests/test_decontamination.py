@@ -128,4 +128,4 @@ def test_benchmark_file_and_errors(engine, real, tmp_path):
     with pytest.raises(InputError, match=r"bad.jsonl:2"):
         from_jsonl(str(bad))
     r = run_cli("decontaminate", str(real), str(tmp_path / "o2"), "--benchmark", "nope")
-    assert r.returncode == 1 and "unknown benchmark 'nope'" in r.stderr
+    assert r.returncode == 1 and 'unknown benchmark "nope"' in r.stderr

@@ -30,7 +30,7 @@ import rich
 import urllib3
 
 from bench._planted import GENERATORS, plant
-from tests.conftest import run_cli
+from tests.conftest import QUERIES, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ sources = ["{src}"]
 name = "raw"
 kind = "extract"
 input = "tables"
-query = "queries/github_python.sql"
+query = "{queries}/github_python.sql"
 """
 
 PIPELINE_2 = """
@@ -187,7 +187,7 @@ def runs(planted, tmp_path_factory) -> dict[str, Any]:
     logs = base / "logs"
     env = {"CORPUS_LOG_DIR": str(logs)}
     a, b = base / "A", base / "B"
-    (base / "p1.toml").write_text(PIPELINE_1.format(root=a, src=planted["src"]))
+    (base / "p1.toml").write_text(PIPELINE_1.format(root=a, src=planted["src"], queries=QUERIES))
     (base / "p2.toml").write_text(PIPELINE_2.format(root=b, raw=a / "raw"))
     outputs: dict[str, Any] = {}
     for name, args in (("run A", ["run", str(base / "p1.toml")]),

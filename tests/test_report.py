@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from corpus.report.render import SECTIONS
-from tests.conftest import run_cli
+from tests.conftest import QUERIES, run_cli
 
 CONFIG = """
 [pipeline]
@@ -30,7 +30,7 @@ include = ["requests", "urllib3", "idna", "click", "pip"]
 name = "raw"
 kind = "extract"
 input = "tables"
-query = "queries/github_python.sql"
+query = "{queries}/github_python.sql"
 partition_bytes = "4MiB"
 
 [[stages]]
@@ -111,7 +111,7 @@ class Page(HTMLParser):
 def run_dir(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("report-run") / "run"
     config = out.parent / "small.toml"
-    config.write_text(CONFIG.format(out=out))
+    config.write_text(CONFIG.format(out=out, queries=QUERIES))
     r = run_cli("run", str(config), "--workers", "2", "--quiet", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return out, r.stdout

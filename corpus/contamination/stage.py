@@ -21,14 +21,16 @@ STAGE = "decontaminate"
 
 @dataclass
 class DecontamOptions:
-    benchmarks: list[str] = field(default_factory=lambda: ["humaneval"])
-    benchmark_files: list[str] = field(default_factory=list)
-    #: snippets shorter than this (normalized) are not matched
-    min_chars: Annotated[int, Field(ge=1)] = 40
-    #: also drop on token n-gram overlap with a solution
-    ngram: Annotated[int, Field(ge=1, le=30)] | None = None
-    #: fraction of a solution's n-grams found in the document
-    ngram_threshold: Annotated[float, Field(gt=0, le=1)] = 0.7
+    benchmarks: Annotated[list[str], Field(description="Built-in benchmarks (humaneval).")] = \
+        field(default_factory=lambda: ["humaneval"])
+    benchmark_files: Annotated[list[str], Field(description="JSONL files of {task_id, prompt, "
+                                                "solution}.")] = field(default_factory=list)
+    min_chars: Annotated[int, Field(ge=1, description="Shorter snippets (after whitespace "
+                                    "normalization) are not matched.")] = 40
+    ngram: Annotated[int, Field(ge=1, le=30, description="Also drop on token n-gram overlap "
+                                "with a benchmark solution.")] | None = None
+    ngram_threshold: Annotated[float, Field(gt=0, le=1, description="With ngram: fraction of "
+                                            "a solution's n-grams found in the document.")] = 0.7
 
 
 class DecontaminateJob(MapJob):

@@ -18,11 +18,12 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
 import xxhash
+from pydantic import Field
 
 from corpus import duck, schema
 from corpus import text as tx
@@ -40,11 +41,15 @@ DECISIONS = f"{WORK_DIR}/decisions.parquet"
 
 @dataclass
 class ExactOptions:
-    ignore_whitespace: bool = False  # hash the content with all ASCII whitespace removed
-    #: keeper preference before the smallest id: "copies desc", "size", "license", ...
-    ranking: list[Ranking] = field(default_factory=list)
-    #: for ranking by "license": most preferred first; others after, alphabetically
-    license_preference: list[str] = field(default_factory=list)
+    ignore_whitespace: Annotated[bool, Field(description="Hash the content with all ASCII "
+                                             "whitespace removed.")] = False
+    ranking: Annotated[list[Ranking], Field(description="Keeper preference before the "
+                                            "smallest id, in order: 'copies desc', 'size', "
+                                            "'license'.")] = field(default_factory=list)
+    license_preference: Annotated[list[str], Field(description="With ranking 'license': "
+                                                   "preferred licenses, most preferred first; "
+                                                   "others after, alphabetically.")] = \
+        field(default_factory=list)
 
 
 def content_hashes(content: pa.Array | pa.ChunkedArray, ignore_whitespace: bool) -> pa.Array:

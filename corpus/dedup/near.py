@@ -59,20 +59,29 @@ LSH_MEMORY = "512MB"
 
 @dataclass
 class MinHashOptions:
-    ngram: Annotated[int, Field(ge=1, le=16)] = 5  # tokens per shingle
-    num_perm: Annotated[int, Field(ge=1, le=4096)] = 256
-    #: Jaccard at or above which documents are near-duplicates
-    threshold: Annotated[float, Field(gt=0, le=1)] = 0.85
-    #: default: from the threshold (see minhash.optimal_param)
-    bands: Annotated[int, Field(ge=1)] | None = None
-    rows: Annotated[int, Field(ge=1)] | None = None
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = 42  # np.random.RandomState's range
-    verify: bool = False  # exact Jaccard of every candidate pair before linking it
-    #: larger LSH buckets are linked as stars, never all pairs
-    max_bucket: Annotated[int, Field(ge=1)] = 200
-    verify_memory: Size = 256 << 20  # bytes of shingle sets verification holds at a time
-    ranking: list[Ranking] = field(default_factory=list)  # keeper preference before smallest id
-    license_preference: list[str] = field(default_factory=list)
+    ngram: Annotated[int, Field(ge=1, le=16, description="Tokens per shingle.")] = 5
+    num_perm: Annotated[int, Field(ge=1, le=4096,
+                                   description="Permutations (signature length).")] = 256
+    threshold: Annotated[float, Field(gt=0, le=1, description="Jaccard at or above which "
+                                      "documents are near-duplicates.")] = 0.85
+    bands: Annotated[int, Field(ge=1, description="LSH bands (default: from the threshold, "
+                                "see minhash.optimal_param).")] | None = None
+    rows: Annotated[int, Field(ge=1, description="Rows per LSH band (default: from the "
+                               "threshold).")] | None = None
+    seed: Annotated[int, Field(ge=0, lt=2**32, description="Seed of the permutations "
+                               "(np.random.RandomState's range).")] = 42
+    verify: Annotated[bool, Field(description="Check every candidate pair's exact Jaccard "
+                                  "before linking it.")] = False
+    max_bucket: Annotated[int, Field(ge=1, description="Larger LSH buckets are linked as "
+                                     "stars, never as all their pairs.")] = 200
+    verify_memory: Annotated[Size, Field(description="Bytes of shingle sets verification "
+                                         "holds at a time.")] = 256 << 20
+    ranking: Annotated[list[Ranking], Field(description="Keeper preference before the "
+                                            "smallest id, in order: 'copies desc', 'size', "
+                                            "'license'.")] = field(default_factory=list)
+    license_preference: Annotated[list[str], Field(description="With ranking 'license': "
+                                                   "preferred licenses, most preferred "
+                                                   "first.")] = field(default_factory=list)
 
 
 def work(name: str, key: str | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +24,7 @@ from license_expression import (
     Licensing,
     get_spdx_licensing,
 )
+from pydantic import Field
 
 from corpus.errors import ConfigError
 from corpus.github.licenses import ALIASES, _norm
@@ -52,9 +54,14 @@ DENIED = "license-denied"
 
 @dataclass
 class LicenseOptions:
-    allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOW))
-    deny: list[str] = field(default_factory=list)
-    keep_unlicensed: bool = False
+    allow: Annotated[list[str], Field(description="SPDX keys to keep (replaces the default "
+                                      "permissive list, see docs/licenses.md); `bsd` keeps "
+                                      "unnumbered BSD.")] = \
+        field(default_factory=lambda: list(DEFAULT_ALLOW))
+    deny: Annotated[list[str], Field(description="SPDX keys to drop even when allowed.")] = \
+        field(default_factory=list)
+    keep_unlicensed: Annotated[bool, Field(description="Keep documents without a license "
+                                           "(dropped as `no-license` by default).")] = False
 
 
 @functools.cache

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
 
 from corpus.errors import ConfigError
 from corpus.scrub import pii
@@ -19,11 +22,15 @@ Span = tuple[str, int, int]
 
 @dataclass
 class ScrubOptions:
-    emails: bool = True
-    ips: bool = True
-    private_ips: bool = False  # also redact private / loopback addresses
-    high_entropy: bool = False  # detect-secrets' entropy plugins (noisy on real code)
-    drop_files_with: list[str] = field(default_factory=list)  # kinds whose files are dropped
+    emails: Annotated[bool, Field(description="Redact email addresses.")] = True
+    ips: Annotated[bool, Field(description="Redact IP addresses.")] = True
+    private_ips: Annotated[bool, Field(description="Also redact private, loopback and "
+                                       "link-local addresses.")] = False
+    high_entropy: Annotated[bool, Field(description="Also detect-secrets' high-entropy "
+                                        "string plugins (noisy on real code).")] = False
+    drop_files_with: Annotated[list[str], Field(description="Drop files with these findings "
+                                                "instead of redacting, e.g. PRIVATE_KEY.")] = \
+        field(default_factory=list)
 
 
 def known_kinds() -> set[str]:
