@@ -24,7 +24,7 @@ def kind_of(url: str) -> str:
     tokenizer, train, model or eval."""
     d = DatasetDir(url)
     if not d.exists():
-        raise InputError(f"no such output folder: {url}")
+        raise InputError(f"no such dataset directory or output folder: {url}")
     if d.exists(PIPELINE):
         return "run"
     for kind, record in RECORDS.items():  # before the manifest: a tokenizer has one too

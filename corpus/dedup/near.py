@@ -3,13 +3,10 @@
 Steps on the engine (only small columns move between them, never `content`):
 1. summarize (per partition): shingles -> MinHash signatures (datasketch-identical) -> one
    hash per LSH band; writes the band rows, the documents' keys and their signatures.
-2. candidates (once, DuckDB, spills to disk): documents get a global order (ranking, id,
-   repo_name, path), the keeper order; band collisions become candidate edges: each bucket
-   linked as a star on its first document, or, when verifying, as all its pairs (buckets of up
-   to `max_bucket` documents).
-   With --verify, summarize also writes every document's exact shingle set (sorted hashes),
-   and candidates cuts the candidate documents, in keeper order, into groups whose sets take
-   at most half of `verify_memory`.
+2. candidates (once, DuckDB, spills to disk): a global keeper order (ranking, id, repo_name,
+   path); band collisions become candidate edges (a star on a bucket's first document, or all
+   pairs when verifying, buckets of up to `max_bucket`). With --verify, summarize also writes
+   each exact shingle set, and candidates cuts them into groups of half `verify_memory`.
 3. scatter (per partition, with --verify): each group's shingle sets to the group's folder.
 4. resolve (once): with --verify, the exact Jaccard of every candidate pair, two groups in
    memory at a time, keeping those at or above the threshold; then connected components by
@@ -394,12 +391,10 @@ class MinHashDedupJob(MapJob):
                                gone, rows_in=table.num_rows)
 
 
-# --- the stage's declaration (corpus/registry.py) ---------------------------------------------
+# the stage's declaration (corpus/registry.py)
 KIND = "dedup"
 OPTIONS = MinHashOptions
 READS = tuple(c.name for c in MinHashDedupJob.requires)
 WRITES = ("cluster_id",)
 
-
-def make_job(opts: MinHashOptions, input: DatasetDir, out: DatasetDir) -> MinHashDedupJob:
-    return MinHashDedupJob(opts, input, out)
+make_job = MinHashDedupJob  # (opts, input, output)
