@@ -170,8 +170,9 @@ def raw_compound(engine, tmp_path_factory) -> Path:
 
 
 def read(path: Path) -> pa.Table:
-    """A dataset directory's documents (its data/ folder)."""
-    return pq.read_table(sorted((path / "data").glob("*.parquet")))
+    """A dataset directory's documents (its data/ folder), or a bare folder's Parquet files."""
+    return pq.read_table(sorted((path / "data").glob("*.parquet")) or
+                         sorted(path.glob("*.parquet")))
 
 
 def package(repo_name: str) -> str:
