@@ -196,6 +196,4 @@ OPTIONS = ExactOptions
 READS = tuple(c.name for c in ExactDedupJob.requires)
 WRITES: tuple[str, ...] = ()
 
-
-def make_job(opts: ExactOptions, input: DatasetDir, out: DatasetDir) -> ExactDedupJob:
-    return ExactDedupJob(opts, input, out)
+make_job = ExactDedupJob  # (opts, input, output)

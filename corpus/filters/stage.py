@@ -165,6 +165,4 @@ OPTIONS = FilterOptions
 READS = tuple(c.name for c in FilterJob.requires)
 WRITES: tuple[str, ...] = ()
 
-
-def make_job(opts: FilterOptions, input: DatasetDir, out: DatasetDir) -> FilterJob:
-    return FilterJob(opts, input, out)
+make_job = FilterJob  # (opts, input, output)

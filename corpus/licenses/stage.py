@@ -68,6 +68,4 @@ OPTIONS = LicenseOptions
 READS = tuple(c.name for c in LicenseFilterJob.requires)
 WRITES: tuple[str, ...] = ()
 
-
-def make_job(opts: LicenseOptions, input: DatasetDir, out: DatasetDir) -> LicenseFilterJob:
-    return LicenseFilterJob(opts, input, out)
+make_job = LicenseFilterJob  # (opts, input, output)
