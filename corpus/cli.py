@@ -13,10 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from corpus import __version__
-from corpus.cli_options import options_from, table_of
+from corpus.cli_options import only_for, options_from, table_of
 from corpus.contamination.stage import DecontamOptions
 from corpus.dedup.exact import ExactOptions
 from corpus.dedup.near import MinHashOptions
+from corpus.extract.duckdb_job import ExtractOptions
+from corpus.github.build import GithubTablesOptions
 from corpus.licenses.policy import LicenseOptions
 from corpus.scrub.redact import ScrubOptions
 
@@ -60,30 +62,24 @@ def cli() -> None:
 @click.argument("sources", nargs=-1, metavar="[SRC]...")
 @click.option("--out", "out_dir", required=True, metavar="TABLES",
               help="Folder for files.parquet, contents.parquet, licenses.parquet.")
-@click.option("--site-packages", is_flag=True,
-              help="Every installed distribution of this Python environment, as a repo "
-              "named pypi/NAME@VERSION.")
-@click.option("--site-packages-dir", "site_dirs", multiple=True, metavar="DIR",
-              help="A folder of installed distributions (pip install --target DIR). Repeatable.")
-@click.option("--include", multiple=True, metavar="PATTERN",
-              help="Only repos / distributions whose name matches (fnmatch). Repeatable.")
-@click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip these. Repeatable.")
+@options_from(GithubTablesOptions, exclude=("sources",),
+              rename={"site_packages_dirs": "site-packages-dir"},
+              metavars={"site_packages_dirs": "DIR", "include": "PATTERN",
+                        "exclude": "PATTERN"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def github_tables(sources: tuple[str, ...], out_dir: str, site_packages: bool,
-                  site_dirs: tuple[str, ...], include: tuple[str, ...],
-                  exclude: tuple[str, ...], overwrite: bool, engine: Any) -> None:
+def github_tables(sources: tuple[str, ...], out_dir: str, overwrite: bool, engine: Any,
+                  **given: Any) -> None:
     """Build GitHub-shaped tables (bigquery-public-data.github_repos) from local code.
 
     Each SRC is a folder whose child folders are repositories (or a repository itself if it
     has a .git). The license comes from LICENSE/COPYING files, or for distributions from
     their metadata."""
-    from corpus.github.build import GithubTablesJob, GithubTablesOptions
+    from corpus.github.build import GithubTablesJob
     from corpus.io import DatasetDir
 
-    opts = GithubTablesOptions(sources=list(sources), site_packages=site_packages,
-                               site_packages_dirs=list(site_dirs), include=list(include),
-                               exclude=list(exclude))
+    opts = _options("github-tables", GithubTablesOptions, given, "corpus github-tables",
+                    sources=list(sources))
     engine.run(GithubTablesJob(opts, DatasetDir(out_dir)), overwrite=overwrite)
     _print_stats(out_dir)
 
@@ -98,8 +94,8 @@ def github_tables(sources: tuple[str, ...], out_dir: str, site_packages: bool,
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Query parameter; arrays as a,b,c or JSON. Repeatable.")
 @click.option("--out", "out_dir", metavar="DIR", help="Output dataset directory (or gs://…).")
-@click.option("--partition-size", default="64MiB", show_default=True, metavar="SIZE",
-              help="duckdb: target content bytes per output partition.")
+@options_from(ExtractOptions, only=("partition_bytes",), rename={"partition_bytes":
+                                                                  "partition-size"})
 @click.option("--project", default=None, envvar="GOOGLE_CLOUD_PROJECT", metavar="PROJECT",
               help="bigquery: billing project. Env: GOOGLE_CLOUD_PROJECT.")
 @click.option("--export", "export_url", default=None, metavar="gs://BUCKET/PREFIX",
@@ -120,11 +116,12 @@ def github_tables(sources: tuple[str, ...], out_dir: str, site_packages: bool,
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
 def extract(engine_name: str, tables: str | None, query: str, params: tuple[str, ...],
-            out_dir: str | None, partition_size: str, project: str | None,
+            out_dir: str | None, partition_bytes: str | None, project: str | None,
             export_url: str | None, export_format: str, max_bytes_billed: str,
             bq_dataset: str, location: str, deadline: float, dry_run: bool, overwrite: bool,
             engine: Any) -> None:
     """Run a query template over GitHub-shaped tables into a dataset directory."""
+    from corpus.cli_options import build
     from corpus.extract.template import parse_assignments
     from corpus.io import DatasetDir
     from corpus.units import format_bytes, parse_size
@@ -138,12 +135,13 @@ def extract(engine_name: str, tables: str | None, query: str, params: tuple[str,
                           export_format, parse_size(max_bytes_billed), bq_dataset, location,
                           deadline, dry_run, overwrite, engine)
         return
-    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions, describe
+    from corpus.extract.duckdb_job import ExtractJob, describe
 
     if not tables:
         raise click.UsageError("--tables is required with --engine duckdb")
-    opts = ExtractOptions(query=query, tables=tables, params=parse_assignments(list(params)),
-                          partition_bytes=parse_size(partition_size))
+    opts = build(ExtractOptions, {"partition_bytes": partition_bytes}, "corpus extract",
+                 extra={"query": query, "tables": tables,
+                        "params": parse_assignments(list(params))})
     job = ExtractJob(opts, DatasetDir(out_dir or "unused-by-dry-run"))
     if dry_run:
         d = describe(job)
@@ -248,6 +246,9 @@ def decontaminate(input_dir: str, out_dir: str, overwrite: bool, engine: Any,
     _print_stats(out_dir)
 
 
+DEDUP_FLAGS = {"ranking": "rank", "license_preference": "prefer-license"}
+
+
 @cli.command()
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
@@ -257,7 +258,7 @@ def decontaminate(input_dir: str, out_dir: str, overwrite: bool, engine: Any,
               help="Near-deduplication: MinHash LSH over token n-gram shingles.")
 @options_from(MinHashOptions, exclude=("ranking", "license_preference"), note="With --minhash: ")
 @options_from(MinHashOptions, only=("ranking", "license_preference"),
-              rename={"ranking": "rank", "license_preference": "prefer-license"},
+              rename=DEDUP_FLAGS,
               metavars={"ranking": "COLUMN [asc|desc]", "license_preference": "SPDX"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
@@ -271,20 +272,12 @@ def dedup(input_dir: str, out_dir: str, exact: bool, minhash: bool, overwrite: b
         raise click.UsageError("choose one method: --exact or --minhash")
     cls, method = (ExactOptions, "exact") if exact else (MinHashOptions, "minhash")
 
-    other = {k for k, v in given.items() if v not in (None, ())} - set(table_of(cls, given))
-    if other:
-        raise click.UsageError(f"{', '.join(sorted(_flag(k) for k in other))}: not an option "
-                               f"of --{method}")
+    only_for(cls, given, f"--{method}", DEDUP_FLAGS)
     table = {"method": method, **table_of(cls, given)}
     spec = pipeline.StageSpec("dedup", "dedup", input_dir, table)
     spec.opts = _options("dedup", cls, given, "corpus dedup", method=method)
     pipeline.KINDS["dedup"](engine, spec, input_dir, DatasetDir(out_dir), overwrite=overwrite)
     _print_stats(out_dir)
-
-
-def _flag(name: str) -> str:
-    return {"ranking": "--rank", "license_preference": "--prefer-license"}.get(
-        name, "--" + name.replace("_", "-"))
 
 
 def _print_stats(url: str) -> None:

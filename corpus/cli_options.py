@@ -137,6 +137,16 @@ def table_of(cls: type, given: dict[str, Any], split: Iterable[str] = ()) -> dic
     return table
 
 
+def only_for(cls: type, given: dict[str, Any], what: str,
+             rename: dict[str, str] | None = None) -> None:
+    """Refuse options that were given but are not fields of `cls` (the chosen variant's,
+    `what`): one line naming them."""
+    other = {k for k, v in given.items() if v not in (None, ())} - set(table_of(cls, given))
+    if other:
+        raise click.UsageError(f"{', '.join(sorted(flag_of(k, rename) for k in other))}: not "
+                               f"an option of {what}")
+
+
 def build(cls: type[T], given: dict[str, Any], where: str, split: Iterable[str] = (),
           extra: dict[str, Any] | None = None) -> T:
     """The Options object of the given command-line values, checked as a config table is."""

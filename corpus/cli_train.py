@@ -9,8 +9,13 @@ from typing import Any
 
 import click
 
-from corpus.cli import _print_stats, cli, console, engine_options, out
+from corpus.cli import _options, _print_stats, cli, console, engine_options, out
+from corpus.cli_options import only_for, options_from, table_of
+from corpus.publish.shards import ParquetShardOptions
+from corpus.splits import SPLIT_FIELDS
 from corpus.splits import cli_options as split_options
+from corpus.tokens.bpe import TokenizerOptions
+from corpus.tokens.shards import TokenShardOptions
 from corpus.train.launch import options as launch_options
 
 
@@ -22,27 +27,22 @@ def tokenizer() -> None:
 @tokenizer.command("train")
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
-@click.option("--vocab-size", type=click.IntRange(257), default=32768, show_default=True)
-@click.option("--sample-docs", type=click.IntRange(1), default=None, metavar="N",
-              help="Train on N documents (chosen by a hash of their id). Default: all.")
-@click.option("--heldout", type=click.FloatRange(0, 1, max_open=True), default=0.02,
-              show_default=True, help="Fraction of documents held back for the chars/token "
-              "figure.")
+@options_from(TokenizerOptions, rename={"heldout_fraction": "heldout"},
+              metavars={"sample_docs": "N", "heldout_fraction": "F"})
 @click.option("--compare", default=None, metavar="TOKENIZER",
               help="Another tokenizer (folder or tokenizer.json) to report on the same "
               "held-back documents, e.g. one trained on general text.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: int | None,
-                    heldout: float, compare: str | None, overwrite: bool, engine: Any) -> None:
+def tokenizer_train(input_dir: str, out_dir: str, compare: str | None, overwrite: bool,
+                    engine: Any, **given: Any) -> None:
     """Byte-level BPE (GPT-2 byte alphabet, whitespace runs kept, <|endoftext|>) trained on
     the documents of IN; OUT loads with transformers' AutoTokenizer. IN and OUT may be
     gs:// URLs; a finished OUT is up to date, a killed run resumes."""
     from corpus.tokens import bpe
     from corpus.tokens.tokenizer_job import train
 
-    opts = bpe.TokenizerOptions(vocab_size=vocab_size, sample_docs=sample_docs,
-                                heldout_fraction=heldout)
+    opts = _options("tokenizer", TokenizerOptions, given, "corpus tokenizer train")
     m = train(input_dir, out_dir, opts, compare=compare, engine=engine, overwrite=overwrite)
     out.print(bpe.summary(m["tokenizer"], out_dir), highlight=False)
 
@@ -57,33 +57,24 @@ def tokenizer_train(input_dir: str, out_dir: str, vocab_size: int, sample_docs: 
               help="Target shard size (default: 256MB of tokens; 500MB of content for "
               "parquet).")
 @split_options
-@click.option("--tokenizer", "tokenizer_dir", default=None, metavar="DIR",
-              help="tokens: the tokenizer folder (corpus tokenizer train).")
-@click.option("--seq-len", type=click.IntRange(1), default=1024, show_default=True,
-              help="tokens: model context; each row holds seq_len + 1 tokens.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="tokens: document order before packing.")
+@options_from(TokenShardOptions, exclude=(*SPLIT_FIELDS, "shard_bytes"), note="tokens: ",
+              metavars={"tokenizer": "DIR"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @engine_options
-def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None, splits: str | None,
-          valid_fraction: float | None, test_fraction: float | None, valid_from: str | None,
-          tokenizer_dir: str | None, seq_len: int, seed: int, overwrite: bool,
-          engine: Any) -> None:
+def shard(input_dir: str, out_dir: str, fmt: str, shard_size: str | None, overwrite: bool,
+          engine: Any, **given: Any) -> None:
     """Shards for people and the Hub (parquet, with a dataset card) or for streamed training
     (tokens), split into train / validation / test by corpus/splits.py's rule."""
     from corpus import pipeline
     from corpus.io import DatasetDir
 
-    given = {"splits": splits, "valid_fraction": valid_fraction,
-             "test_fraction": test_fraction, "valid_from": valid_from}
-    options: dict[str, Any] = {"format": fmt} | {k: v for k, v in given.items()
-                                                 if v is not None}
+    cls = TokenShardOptions if fmt == "tokens" else ParquetShardOptions
+    only_for(cls, given, f"--format {fmt}")
+    options: dict[str, Any] = {"format": fmt, **table_of(cls, given)}
     if shard_size:
         options["shard_bytes"] = shard_size
-    if fmt == "tokens":
-        if not tokenizer_dir:
-            raise click.UsageError("--format tokens needs --tokenizer DIR")
-        options |= {"tokenizer": tokenizer_dir, "seq_len": seq_len, "seed": seed}
+    if fmt == "tokens" and "tokenizer" not in options:
+        raise click.UsageError("--format tokens needs --tokenizer DIR")
     spec = pipeline.StageSpec("shard", "shard", input_dir, options)
     manifest = pipeline.KINDS["shard"](engine, spec, input_dir,
                                        DatasetDir(out_dir), overwrite=overwrite)

@@ -20,6 +20,13 @@ from rich.progress import (
 )
 
 FORMATS = ("text", "json")
+
+
+def bar(console: Console, label: str = "{task.description}", unit: str = "") -> Progress:
+    """The commands' one progress bar: label, bar, done/total, rate, elapsed, time left."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(unit + "{task.fields[rate]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
@@ -77,10 +84,7 @@ class Bar:
     def __enter__(self) -> Bar:
         self._start_done = self.done
         if self.log.fmt == "text" and self.log.progress:
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=self.log.console, transient=False)
+            self._progress = bar(self.log.console)
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=self.total,
                                                  completed=self.done, rate="")

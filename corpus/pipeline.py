@@ -109,28 +109,33 @@ def _local_input(spec: StageSpec, input_url: str | None, what: str) -> str:
     return local
 
 
-def _export(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-            **kw: Any) -> dict[str, Any]:
-    from corpus.localdir import local_dir, publish
+def _on_local_folder(what: str, work: Callable[[str, str, Any], dict[str, Any]],
+                     ) -> Callable[..., dict[str, Any]]:
+    """A stage that reads an earlier stage's local folder (`what`) and writes a local folder
+    by `work(input_folder, output_folder, options)`, copied to a remote output."""
+    def stage(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
+              **kw: Any) -> dict[str, Any]:
+        from corpus.localdir import local_dir, publish
+
+        src = _local_input(spec, input_url, what)
+        folder = local_dir(out.url)
+        result = work(src, folder, options_of(spec))
+        publish(folder, out.url)
+        return {**result, "out": out.url}
+
+    return stage
+
+
+def _export(run: str, folder: str, opts: Any) -> dict[str, Any]:
     from corpus.train.export import export
 
-    run = _local_input(spec, input_url, "a train stage")
-    folder = local_dir(out.url)
-    result = export(run, folder, options_of(spec))
-    publish(folder, out.url)
-    return {**result, "out": out.url}
+    return export(run, folder, opts)
 
 
-def _eval(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDir,
-          **kw: Any) -> dict[str, Any]:
+def _eval(model: str, folder: str, opts: Any) -> dict[str, Any]:
     from corpus.eval.stage import run
-    from corpus.localdir import local_dir, publish
 
-    model = _local_input(spec, input_url, "an export stage or a model folder")
-    folder = local_dir(out.url)
-    result = run(model, folder, options_of(spec))
-    publish(folder, out.url)
-    return {**result, "out": out.url}
+    return run(model, folder, opts)
 
 
 #: Stage kinds a config can name: the runner's kinds (corpus/registry.py declares them; a new
@@ -139,8 +144,8 @@ def _eval(engine: Engine, spec: StageSpec, input_url: str | None, out: DatasetDi
 KINDS: dict[str, Callable[..., dict[str, Any]]] = {
     **dict.fromkeys(registry.MODULES, _declared),
     "train": _train,
-    "export": _export,
-    "eval": _eval,
+    "export": _on_local_folder("a train stage", _export),
+    "eval": _on_local_folder("an export stage or a model folder", _eval),
 }
 
 

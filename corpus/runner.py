@@ -71,7 +71,7 @@ class Runner:
             existing = {**existing, "runs": existing.get("runs", [])}
         out.remove_temp_files()
         # None: the partitions are decided by the job's steps (token shards: by its plan)
-        planned = job.partitions()
+        planned = job.partitions({})
         keys = planned or []
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
@@ -85,11 +85,11 @@ class Runner:
         runs = [*(existing or {}).get("runs", []), run]
         out.write_manifest(self._manifest(job, fp, keys, done, runs, complete=False))
 
-        steps: list[Step] = job.steps() if hasattr(job, "steps") else []
+        steps: list[Step] = job.steps()
         if steps and (planned is None or len(done) < len(keys)):
-            self._steps(job, steps, keys, run_id, fp, run)
+            results = self._steps(job, steps, keys, run_id, fp, run)
             if planned is None:
-                keys = job.partitions() or []
+                keys = job.partitions(results) or []
                 done = self._finished(out, keys, fp, marker_dir("partition"))
                 run["reused"] = sorted(done)
 
@@ -105,9 +105,7 @@ class Runner:
         run["computed"] = sorted(computed)
         records = [done[k] for k in keys]
         check_rows(job.stage, out.url, records, job.expected_rows_in())
-        extra = {}
-        if hasattr(job, "finish"):
-            extra = self.executor.call(execute_global, job, "finish", records) or {}
+        extra = self.executor.call(execute_global, job, "finish", records) or {}
         run.update(finished=now(), seconds=round(time.perf_counter() - t0, 3))
         manifest = self._manifest(job, fp, keys, done, runs, complete=True)
         manifest.update(extra)
@@ -124,19 +122,17 @@ class Runner:
         return manifest
 
     def _steps(self, job: PartitionedJob, steps: list[Step], keys: list[str], run_id: str,
-               fp: str, run: dict[str, Any]) -> None:
+               fp: str, run: dict[str, Any]) -> dict[str, Any]:
         """The job's steps in order. A global step is reused when its result is kept under
         this fingerprint and no step before it had to compute anything in this run."""
         out = job.output
         results: dict[str, Any] = {}
-        job.results = results  # what partitions() reads when the steps decide them
         fresh = False  # did an earlier step compute something in this run?
         run["global_steps"] = {}
         for step in steps:
             t_step = time.perf_counter()
             if isinstance(step, MapStep):
-                step_keys = (job.step_partitions() if step.keys == "input"
-                             and hasattr(job, "step_partitions") else keys)
+                step_keys = job.step_partitions() if step.keys == "input" else keys
                 finished = self._finished(out, step_keys, fp, marker_dir(step.name))
                 info: dict[str, Any] = {"computed": len(step_keys) - len(finished)}
                 fresh = fresh or info["computed"] > 0
@@ -161,6 +157,7 @@ class Runner:
             else:
                 raise TypeError(f"{job.stage}: not a step: {step!r}")
             run[step.name] = {"seconds": round(time.perf_counter() - t_step, 3), **info}
+        return results
 
     @staticmethod
     def _used(job: PartitionedJob, step: Step, results: dict[str, Any],
@@ -234,7 +231,7 @@ class Runner:
             "stage": job.stage,
             "config": job.config,
             "fingerprint": fp,
-            "input": mf.relative_url(getattr(job, "input_url", None), job.output.url),
+            "input": mf.relative_url(job.input_url, job.output.url),
             "input_hash": job.input_hash,
             "code_version": mf.code_version(),
             "complete": complete,

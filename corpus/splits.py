@@ -18,7 +18,6 @@ a test document whichever way validation is chosen.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,18 @@ SALT = "split"
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 Preset = Literal["default", "polycoder"]
+
+#: The split fields of both shard formats, with their help (the same in each, tested).
+ValidFraction = Annotated[Fraction, Field(description="Documents (by a hash of their id) in "
+                                          "the validation split [default: 0.01].")]
+TestFraction = Annotated[Fraction, Field(description="Documents (by the same hash) in the test "
+                                         "split [default: 0].")]
+SplitPreset = Annotated[Preset, Field(description="A preset: default (99/1/0 % train/"
+                                      "validation/test) or polycoder (98.9/0.1/1 %). Not with "
+                                      "the fractions.")]
+ValidFrom = Annotated[str, Field(description="Validation = every document of these "
+                                 "repositories (repo_name, one per line) instead of "
+                                 "--valid-fraction.")]
 
 
 @dataclass(frozen=True)
@@ -176,24 +187,16 @@ def empty_notes(rule: SplitRule, present: Iterable[str]) -> list[str]:
     return notes
 
 
-def cli_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The split flags, the same on `corpus shard` (both formats) and `corpus push`: the
-    command receives splits, valid_fraction, test_fraction, valid_from (None: not given)."""
-    import click
+#: the split fields of every command that splits (shard, push, eval perplexity)
+SPLIT_FIELDS = ("valid_fraction", "test_fraction", "splits", "valid_from")
 
-    fraction = click.FloatRange(0, 1, max_open=True)
-    for option in reversed([
-        click.option("--splits", type=click.Choice(list(typing.get_args(Preset))),
-                     default=None, help="A preset: default (99/1/0 % train/validation/test) "
-                     "or polycoder (98.9/0.1/1 %). Not with the fractions."),
-        click.option("--valid-fraction", type=fraction, default=None, metavar="F",
-                     help="Documents (by a hash of their id) in the validation split "
-                     "[default: 0.01]."),
-        click.option("--test-fraction", type=fraction, default=None, metavar="F",
-                     help="Documents (by the same hash) in the test split [default: 0]."),
-        click.option("--valid-from", default=None, metavar="FILE",
-                     help="Validation = every document of these repositories (repo_name, one "
-                     "per line) instead of --valid-fraction."),
-    ]):
-        f = option(f)
-    return f
+
+def cli_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The split flags, the same on `corpus shard` (both formats), `corpus push` and `corpus
+    eval perplexity`, generated from the shard options' fields (their help and bounds): the
+    command receives splits, valid_fraction, test_fraction, valid_from (None: not given)."""
+    from corpus.cli_options import options_from
+    from corpus.publish.shards import ParquetShardOptions
+
+    return options_from(ParquetShardOptions, only=SPLIT_FIELDS, metavars={
+        "valid_fraction": "F", "test_fraction": "F", "valid_from": "FILE"})(f)

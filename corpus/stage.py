@@ -2,8 +2,9 @@
 
 A stage is a *partitioned job*: a list of partition keys, and a pure function that computes one
 partition on a worker and writes it atomically; optionally `steps()` (corpus/steps.py) before
-them and `setup()` once per worker process. The runner (corpus/runner.py) has the keys run on
-an executor, skips finished ones, records them and checks rows in = kept + removed. Stages never
+them, `setup()` once per worker process and `finish()` after them (the `Job` base declares
+them all, with their defaults). The runner (corpus/runner.py) has the keys run on an
+executor, skips finished ones, records them and checks rows in = kept + removed. Stages never
 import Dask.
 """
 
@@ -12,9 +13,9 @@ from __future__ import annotations
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,27 +24,56 @@ from corpus import schema
 from corpus.failure import on_worker
 from corpus.io import DatasetDir
 from corpus.malloc import release_free_memory
+from corpus.steps import Step
 
 
-@runtime_checkable
-class PartitionedJob(Protocol):
-    stage: str  # kind of stage, e.g. "extract"
-    config: dict[str, Any]  # JSON-able options; part of the output's fingerprint
+class Job:
+    """The stage contract the runner runs, declared here with its defaults (the runner looks
+    nothing up by name but the step methods its `steps()` names).
+
+    A subclass sets `stage` (its kind), `config` (JSON-able options, part of the output's
+    fingerprint), `output`, `input_hash` and `input_url`, and implements `partitions` and
+    `run_partition`; the rest is optional."""
+
+    stage: str = "job"
+    config: dict[str, Any]
     output: DatasetDir
-    input_hash: str | None
+    input_hash: str | None = None
+    input_url: str | None = None  # recorded in the manifest, relative to the output
 
-    def partitions(self) -> list[str] | None:
-        """Keys of all partitions, in output order. Cheap; runs on the client. None when the
-        job's steps decide them (the engine asks again after the steps)."""
-        ...
+    def partitions(self, results: Mapping[str, Any]) -> list[str] | None:
+        """Keys of all partitions, in output order. Cheap; runs on the client. `results`: the
+        global steps' results so far ({} before the steps run); None when the steps decide
+        the keys and have not run yet (token shards: by their plan)."""
+        raise NotImplementedError
 
     def expected_rows_in(self) -> int | None:
         """Total rows the stage must account for (kept + removed), if known up front."""
-        ...
+        return None
 
     def run_partition(self, key: str) -> dict[str, Any]:
         """Compute and atomically write one partition; return its record (see write_documents)."""
-        ...
+        raise NotImplementedError
+
+    def steps(self) -> list[Step]:
+        """The MapSteps and GlobalSteps run before the partitions (corpus/steps.py)."""
+        return []
+
+    def step_partitions(self) -> list[str]:
+        """The keys an "input" MapStep runs over: by default the output's partitions."""
+        return self.partitions({}) or []
+
+    def setup(self) -> None:
+        """Process-wide state (mallopt, a tokenizer or matcher cached by its module), once per
+        worker process before its partitions (setup_once)."""
+
+    def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Once, on a worker, after every partition: keys merged into the manifest."""
+        return {}
+
+
+#: the contract's old name, for annotations
+PartitionedJob = Job
 
 
 def now() -> str:
@@ -67,10 +97,9 @@ def setup_once(job: PartitionedJob, fp: str) -> None:
     """A stage's optional `setup()`, once per worker process before its partitions:
     process-wide state (mallopt, a tokenizer or matcher cached by its module) kept out of
     the pure per-partition functions."""
-    setup = getattr(job, "setup", None)
-    if setup is None or (job.stage, fp) in _READY:
+    if (job.stage, fp) in _READY:
         return
-    setup()
+    job.setup()
     _READY.add((job.stage, fp))
 
 
@@ -196,7 +225,7 @@ def removed_rows(table: pa.Table, stage: str, reasons: list[str]) -> pa.Table:
     })
 
 
-class MapJob:
+class MapJob(Job):
     """A stage that turns each input partition into one output partition: `map(table)`
     returns (kept, removed). Subclasses set `stage`, `requires` and implement `map`."""
 
@@ -220,7 +249,7 @@ class MapJob:
             rows += meta.num_rows
         return rows
 
-    def partitions(self) -> list[str]:
+    def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return self.keys
 
     def expected_rows_in(self) -> int:

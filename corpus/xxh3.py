@@ -51,8 +51,52 @@ def _av(h):
 
 
 @njit(inline="always")
-def _mix16(r64, i, s64, so):
-    return _fold(r64[i] ^ s64[so], r64[i + 8] ^ s64[so + 8])
+def _mix16(r, p, u, s64, so):
+    """The reference's mix16B of the 16 bytes at word position p of reader r, whose index
+    counts bytes (u=1: the byte-offset reader) or words (u=8)."""
+    return _fold(r[p] ^ s64[so], r[p + 8 // u] ^ s64[so + 8])
+
+
+@njit(inline="always")
+def _bswap64(x):
+    return ((x & np.uint64(0xFF)) << np.uint64(56)) \
+        | ((x & np.uint64(0xFF00)) << np.uint64(40)) \
+        | ((x & np.uint64(0xFF0000)) << np.uint64(24)) \
+        | ((x & np.uint64(0xFF000000)) << np.uint64(8)) \
+        | ((x >> np.uint64(8)) & np.uint64(0xFF000000)) \
+        | ((x >> np.uint64(24)) & np.uint64(0xFF0000)) \
+        | ((x >> np.uint64(40)) & np.uint64(0xFF00)) | (x >> np.uint64(56))
+
+
+@njit(inline="always")
+def _len9to16_of(lo, hi, n):
+    """9 to 16 bytes, from their first and last 8 (already keyed with the secret)."""
+    return _av(np.uint64(n) + _bswap64(lo) + hi + _fold(lo, hi))
+
+
+@njit(inline="always")
+def _len17to240_of(r, i, n, u, s64):
+    """17 to 240 bytes from position i of reader r (u: 1 when r's index counts bytes, 8 when
+    it counts words; n counts bytes either way)."""
+    acc = np.uint64(n) * P64_1
+    if n <= 128:
+        if n > 32:
+            if n > 64:
+                if n > 96:
+                    acc += _mix16(r, i + 48 // u, u, s64, 96) \
+                        + _mix16(r, i + (n - 64) // u, u, s64, 112)
+                acc += _mix16(r, i + 32 // u, u, s64, 64) \
+                    + _mix16(r, i + (n - 48) // u, u, s64, 80)
+            acc += _mix16(r, i + 16 // u, u, s64, 32) + _mix16(r, i + (n - 32) // u, u, s64, 48)
+        acc += _mix16(r, i, u, s64, 0) + _mix16(r, i + (n - 16) // u, u, s64, 16)
+        return _av(acc)
+    for k in range(8):
+        acc += _mix16(r, i + 16 * k // u, u, s64, 16 * k)
+    acc = _av(acc)
+    for k in range(8, n // 16):
+        acc += _mix16(r, i + 16 * k // u, u, s64, 16 * (k - 8) + 3)
+    acc += _mix16(r, i + (n - 16) // u, u, s64, 136 - 17)
+    return _av(acc)
 
 
 @njit(inline="always")
@@ -94,38 +138,14 @@ def _len9to16(r64, idx, starts, lengths, s64, out):
         i, n = starts[t], lengths[t]
         lo = r64[i] ^ flip_lo
         hi = r64[i + n - 8] ^ flip_hi
-        sw = ((lo & np.uint64(0xFF)) << np.uint64(56)) \
-            | ((lo & np.uint64(0xFF00)) << np.uint64(40)) \
-            | ((lo & np.uint64(0xFF0000)) << np.uint64(24)) \
-            | ((lo & np.uint64(0xFF000000)) << np.uint64(8)) \
-            | ((lo >> np.uint64(8)) & np.uint64(0xFF000000)) \
-            | ((lo >> np.uint64(24)) & np.uint64(0xFF0000)) \
-            | ((lo >> np.uint64(40)) & np.uint64(0xFF00)) | (lo >> np.uint64(56))
-        out[t] = _av(np.uint64(n) + sw + hi + _fold(lo, hi))
+        out[t] = _len9to16_of(lo, hi, n)
 
 
 @njit(cache=True, nogil=True)
 def _len17to240(r64, idx, starts, lengths, s64, out):
     for t in idx:
         i, n = starts[t], lengths[t]
-        acc = np.uint64(n) * P64_1
-        if n <= 128:
-            if n > 32:
-                if n > 64:
-                    if n > 96:
-                        acc += _mix16(r64, i + 48, s64, 96) + _mix16(r64, i + n - 64, s64, 112)
-                    acc += _mix16(r64, i + 32, s64, 64) + _mix16(r64, i + n - 48, s64, 80)
-                acc += _mix16(r64, i + 16, s64, 32) + _mix16(r64, i + n - 32, s64, 48)
-            acc += _mix16(r64, i, s64, 0) + _mix16(r64, i + n - 16, s64, 16)
-            out[t] = _av(acc)
-            continue
-        for k in range(8):
-            acc += _mix16(r64, i + 16 * k, s64, 16 * k)
-        acc = _av(acc)
-        for k in range(8, n // 16):
-            acc += _mix16(r64, i + 16 * k, s64, 16 * (k - 8) + 3)
-        acc += _mix16(r64, i + n - 16, s64, 136 - 17)
-        out[t] = _av(acc)
+        out[t] = _len17to240_of(r64, i, n, 1, s64)
 
 
 def hash_spans(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -158,11 +178,6 @@ def readers(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @njit(inline="always")
-def _mix_words(w, j, s64, so):
-    return _fold(w[j] ^ s64[so], w[j + 1] ^ s64[so + 8])
-
-
-@njit(inline="always")
 def xxh3_words(w, j, m, s64):
     """xxh3_64 of the 8m bytes of words w[j:j+m] (1 <= m <= 30), reading whole words."""
     nb = 8 * m
@@ -175,33 +190,8 @@ def xxh3_words(w, j, m, s64):
         h *= MX2
         return h ^ (h >> np.uint64(28))
     if m == 2:
-        lo = w[j] ^ (s64[24] ^ s64[32])
-        hi = w[j + 1] ^ (s64[40] ^ s64[48])
-        sw = ((lo & np.uint64(0xFF)) << np.uint64(56)) \
-            | ((lo & np.uint64(0xFF00)) << np.uint64(40)) \
-            | ((lo & np.uint64(0xFF0000)) << np.uint64(24)) \
-            | ((lo & np.uint64(0xFF000000)) << np.uint64(8)) \
-            | ((lo >> np.uint64(8)) & np.uint64(0xFF000000)) \
-            | ((lo >> np.uint64(24)) & np.uint64(0xFF0000)) \
-            | ((lo >> np.uint64(40)) & np.uint64(0xFF00)) | (lo >> np.uint64(56))
-        return _av(np.uint64(16) + sw + hi + _fold(lo, hi))
-    acc = np.uint64(nb) * P64_1
-    if m <= 16:
-        if nb > 32:
-            if nb > 64:
-                if nb > 96:
-                    acc += _mix_words(w, j + 6, s64, 96) + _mix_words(w, j + m - 8, s64, 112)
-                acc += _mix_words(w, j + 4, s64, 64) + _mix_words(w, j + m - 6, s64, 80)
-            acc += _mix_words(w, j + 2, s64, 32) + _mix_words(w, j + m - 4, s64, 48)
-        acc += _mix_words(w, j, s64, 0) + _mix_words(w, j + m - 2, s64, 16)
-        return _av(acc)
-    for k in range(8):
-        acc += _mix_words(w, j + 2 * k, s64, 16 * k)
-    acc = _av(acc)
-    for k in range(8, nb // 16):
-        acc += _mix_words(w, j + 2 * k, s64, 16 * (k - 8) + 3)
-    acc += _mix_words(w, j + m - 2, s64, 136 - 17)
-    return _av(acc)
+        return _len9to16_of(w[j] ^ (s64[24] ^ s64[32]), w[j + 1] ^ (s64[40] ^ s64[48]), 16)
+    return _len17to240_of(w, j, nb, 8, s64)
 
 
 def hash_strings(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -125,7 +125,7 @@ def test_benchmark_file_and_errors(engine, real, tmp_path):
     assert any(x["reason"] == "contaminated mine mine/1 (solution)" for x in removed)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "def f(): pass  # long enough to be matched at all"}\n{oops\n')
-    with pytest.raises(InputError, match=r"bad.jsonl:2"):
+    with pytest.raises(InputError, match=r"bad.jsonl line 2 is not JSON"):
         from_jsonl(str(bad))
     r = run_cli("decontaminate", str(real), str(tmp_path / "o2"), "--benchmark", "nope")
     assert r.returncode == 1 and 'unknown benchmark "nope"' in r.stderr

@@ -18,7 +18,7 @@ import pytest
 
 from corpus.errors import InvariantError
 from corpus.io import DatasetDir
-from corpus.stage import write_documents
+from corpus.stage import Job, write_documents
 from tests.conftest import DISTS, QUERIES, parquet_files, run_cli
 
 DASK = str(Path(sys.executable).parent / "dask")
@@ -177,16 +177,15 @@ def test_worker_killed_mid_stage_is_retried(site_tables, tmp_path, external_clus
     assert parquet_files(out) == parquet_files(ref)
 
 
-class LosesARow:
+class LosesARow(Job):
     """A broken stage: reads a partition and silently drops its last row."""
     stage = "loses-a-row"
-    input_hash = None
 
     def __init__(self, source: str, output: DatasetDir):
         self.source, self.output = source, output
         self.config: dict = {}
 
-    def partitions(self):
+    def partitions(self, results=None):
         return DatasetDir(self.source).partition_keys()
 
     def expected_rows_in(self):

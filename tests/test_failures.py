@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpus.io import DatasetDir
+from corpus.stage import Job
 from tests.conftest import QUERIES, ROOT, run_cli
 
 DASK = str(Path(sys.executable).parent / "dask")
@@ -66,16 +67,15 @@ def test_corrupt_data_page_is_one_line(python_docs, tmp_path, logs):
     assert f"scrub partition {key}" in line or f"{key}.parquet" in line, line
 
 
-class RaisesWithText:
+class RaisesWithText(Job):
     """A broken stage whose exception quotes the document (as a library error may)."""
     stage = "raises"
-    input_hash = None
 
     def __init__(self, source: str, output: DatasetDir):
         self.source, self.output = source, output
         self.config: dict = {}
 
-    def partitions(self):
+    def partitions(self, results=None):
         return DatasetDir(self.source).partition_keys()[:1]
 
     def expected_rows_in(self):

@@ -110,3 +110,63 @@ def test_a_wrong_option_is_one_line_naming_the_flag_and_the_bound(tmp_path):
     with pytest.raises(ConfigError, match="must be in"):
         from corpus.cli_options import build
         build(MinHashOptions, {"threshold": 1.5}, "x")
+
+
+def _classes() -> dict[str, type]:
+    from corpus.extract.duckdb_job import ExtractOptions
+    from corpus.github.build import GithubTablesOptions
+    from corpus.licenses.policy import LicenseOptions
+    from corpus.publish.shards import ParquetShardOptions
+    from corpus.scrub.redact import ScrubOptions
+    from corpus.tokens.bpe import TokenizerOptions
+    from corpus.tokens.shards import TokenShardOptions
+
+    return {c.__name__: c for c in (ExtractOptions, GithubTablesOptions, LicenseOptions,
+                                    ParquetShardOptions, ScrubOptions, TokenizerOptions,
+                                    TokenShardOptions, DecontamOptions)}
+
+
+#: (command, its Options class, fields that are arguments or differ per variant, flag renames)
+GENERATED = [
+    ("github-tables", "GithubTablesOptions", ("sources",),
+     {"site_packages_dirs": "site-packages-dir"}),
+    ("extract", "ExtractOptions", ("query", "tables", "params"),
+     {"partition_bytes": "partition-size"}),
+    ("licenses", "LicenseOptions", (), {}),
+    ("scrub", "ScrubOptions", (), {}),
+    ("decontaminate", "DecontamOptions", (),
+     {"benchmarks": "benchmark", "benchmark_files": "benchmark-file"}),
+    ("tokenizer train", "TokenizerOptions", (), {"heldout_fraction": "heldout"}),
+    ("shard", "TokenShardOptions", ("shard_bytes",), {}),
+    ("shard", "ParquetShardOptions", ("shard_bytes",), {}),
+]
+
+
+@pytest.mark.parametrize(("command", "cls", "skip", "rename"), GENERATED)
+def test_every_stage_command_shows_its_options_fields(command, cls, skip, rename):
+    """Each field of the stage's Options is a flag whose help is the field's description and
+    whose bound is the field's bound: nothing restated by hand."""
+    cls = _classes()[cls]
+    text = words(run_cli(*command.split(), "--help").stdout)
+    hints = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        desc = description(hints[f.name])
+        assert desc, f"{cls.__name__}.{f.name} has no description"
+        assert flag_of(f.name, rename) in text, f.name
+        assert words(desc[1:]) in text, f.name
+        if b := bounds(hints[f.name]):
+            assert f"({b})" in text, f.name
+
+
+def test_an_option_of_the_other_variant_or_out_of_bounds_is_refused(tmp_path):
+    res = run_cli("shard", str(tmp_path), str(tmp_path / "o"), "--format", "parquet",
+                  "--seq-len", "64")
+    assert res.returncode == 2 and "--seq-len: not an option of --format parquet" \
+        in res.stderr, res.stderr
+    res = run_cli("tokenizer", "train", str(tmp_path), str(tmp_path / "o"), "--vocab-size",
+                  "100")
+    assert res.returncode == 1 and "vocab_size: must be in [257, 4294967296], got the " \
+        "integer 100" in res.stderr, res.stderr
+    assert not (tmp_path / "o").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,54 @@ def test_every_kind_is_declared_once_per_variant():
     assert registry.declaration("dedup", ExactOptions()).module == "corpus.dedup.exact"
     with pytest.raises(ConfigError, match="unknown stage kind 'sort'"):
         registry.declarations("sort")
+
+
+def test_each_arrow_of_the_flow_is_one_module():
+    """docs/concepts.md's table names, per arrow, the module that declares it: the file
+    exists, the modules it names beside it exist, and every runner kind is in the table."""
+    text = (ROOT / "docs" / "concepts.md").read_text()
+    rows = [line.split("|")[1:4] for line in text.splitlines()
+            if line.startswith("| ") and "`corpus/" in line]
+    assert len(rows) >= 15
+    named = set()
+    for arrow, module, others in rows:
+        path = ROOT / module.strip().strip("`")
+        assert path.is_file(), (arrow, path)
+        named.add(path.relative_to(ROOT).with_suffix("").as_posix().replace("/", "."))
+        for other in re.findall(r"`([\w/]+\.py)`", others):
+            assert (path.parent / other).is_file() or (ROOT / other).is_file(), (arrow, other)
+    declared = {m for modules in registry.MODULES.values() for m in modules}
+    assert declared <= named, declared - named
+
+
+def test_a_job_is_the_declared_contract_only(tmp_path):
+    """The runner asks a job only what the Job base declares: a bare subclass with keys and
+    run_partition runs, its finish() keys reach the manifest."""
+    import pyarrow as pa
+
+    class Two(stage.Job):
+        stage = "two"
+
+        def __init__(self, out: DatasetDir):
+            self.output, self.config = out, {"n": 2}
+
+        def partitions(self, results):
+            return ["a", "b"]
+
+        def expected_rows_in(self):
+            return 2
+
+        def run_partition(self, key):
+            t = pa.table({"id": [key], "content": [key * 3]})
+            return stage.write_documents(self.output, key, t, t.schema, t.slice(0, 0))
+
+        def finish(self, records):
+            return {"finished_with": [r["key"] for r in records]}
+
+    with Engine(progress=False, executor="local") as engine:
+        m = engine.run(Two(DatasetDir(str(tmp_path / "two"))))
+    assert (m["rows_in"], m["rows"], m["finished_with"]) == (2, 2, ["a", "b"])
+    assert m["input"] is None and not hasattr(Two, "results")
 
 
 def test_in_process_run_is_resumable_and_runs_setup_once(python_docs, tmp_path):

@@ -49,3 +49,21 @@ def test_row_hash_is_xxh3_of_the_joined_row():
     u = draw(t.column("id"), 7, "config_or_test")
     assert u.tolist() == [xxhash.xxh3_64_intdigest(f"7:config_or_test:{i}".encode()) / 2.0**64
                           for i in t.column("id").to_pylist()]
+
+
+def test_whole_word_reader_equals_xxhash():
+    """xxh3_words (dedup's shingles: n whole 8-byte words) shares the short-input paths with
+    hash_spans; every word count it takes, on words of real files."""
+    from numba import njit
+
+    from corpus.xxh3 import S64, xxh3_words
+
+    @njit
+    def words_hash(w, j, m):
+        return xxh3_words(w, j, m, S64)
+
+    data = b"".join(real_bytes())[:8 * 400]
+    w = np.frombuffer(data, "<u8").astype(np.uint64)
+    for m in range(1, 31):
+        for j in (0, 3, 101, 360):
+            assert words_hash(w, j, m) == xxhash.xxh3_64_intdigest(w[j:j + m].tobytes()), (m, j)

@@ -47,21 +47,11 @@ BUILTIN = {"humaneval": humaneval}
 def from_jsonl(path: str) -> list[Snippet]:
     """Objects with `prompt` and/or `solution` (or `canonical_solution`), optional `task_id`,
     one per line."""
+    from corpus.eval.problems import numbered_jsonl
+
     name = Path(path).stem
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"cannot read benchmark file {path}: {e.strerror or e}") from e
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"{path}:{n}: not a JSON object ({e})") from e
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+    for n, row in numbered_jsonl(Path(path), "benchmark file"):
         task = str(row.get("task_id", f"{name}/{n}"))
         found = False
         for part, keys in (("prompt", ("prompt",)),

@@ -75,19 +75,9 @@ class _Bar:
     commands' bars)."""
 
     def __enter__(self) -> _Bar:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from corpus.log import bar
 
-        self.progress = Progress(
-            TextColumn("perplexity"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("tokens {task.fields[rate]}"), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=console, transient=False)
+        self.progress = bar(console, "perplexity", "tokens ")
         self.task: Any = None
         self.progress.start()
         return self

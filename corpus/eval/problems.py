@@ -32,6 +32,11 @@ def humaneval_file() -> Path:
 
 def read_jsonl(path: Path, what: str) -> list[dict[str, object]]:
     """Objects one per line, gzip when the name ends .gz; one-line errors naming the line."""
+    return [row for _, row in numbered_jsonl(path, what)]
+
+
+def numbered_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, object]]]:
+    """(line number, object) of each non-blank line, gzip when the name ends .gz."""
     try:
         raw = path.read_bytes()
         text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
@@ -48,7 +53,7 @@ def read_jsonl(path: Path, what: str) -> list[dict[str, object]]:
             raise InputError(f"{what} {path} line {n} is not JSON: {e}") from e
         if not isinstance(row, dict):
             raise InputError(f"{what} {path} line {n} is not a JSON object")
-        rows.append(row)
+        rows.append((n, row))
     return rows
 
 

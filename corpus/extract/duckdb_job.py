@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import Field
 
 from corpus import duck, schema, tables
 from corpus.config_check import Size
 from corpus.errors import ConfigError, InputError
 from corpus.extract import template, transpile
 from corpus.io import DatasetDir
-from corpus.stage import write_documents
+from corpus.stage import Job, write_documents
 
 STAGE = "extract"
 ID_SPACE = 16**40  # ids are 40-hex-digit sha1s
@@ -35,7 +37,8 @@ class ExtractOptions:
     query: str
     tables: str
     params: dict[str, Any] = field(default_factory=dict)
-    partition_bytes: Size = 64 * 1024 * 1024  # content bytes per output partition (target)
+    partition_bytes: Annotated[Size, Field(description="duckdb: target content bytes per "
+                                           "output partition.")] = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def id_bounds(n: int) -> list[str]:
     return [format(i * ID_SPACE // n, "040x") for i in range(1, n)]
 
 
-class ExtractJob:
+class ExtractJob(Job):
     stage = STAGE
 
     def __init__(self, opts: ExtractOptions, output: DatasetDir):
@@ -109,7 +112,7 @@ class ExtractJob:
         self.plan_ = Plan(self.sql, int(rows), int(nbytes), n, tables.stats(self.located))
         return self.plan_
 
-    def partitions(self) -> list[str]:
+    def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return [f"part-{i:05d}" for i in range(self.plan().partitions)]
 
     def expected_rows_in(self) -> int:

@@ -9,7 +9,7 @@ text); the rows written must add up to the rows BigQuery reported for the table.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -20,14 +20,14 @@ from corpus import schema
 from corpus.errors import InputError, SchemaError
 from corpus.extract.bigquery import Export
 from corpus.io import DatasetDir, url_to_fs
-from corpus.stage import write_documents
+from corpus.stage import Job, write_documents
 
 STAGE = "extract"
 BATCH_ROWS = 2048
 JSON_BLOCK = 8 << 20
 
 
-class ExportReadJob:
+class ExportReadJob(Job):
     stage = STAGE
 
     def __init__(self, export: Export, output: DatasetDir, query: str):
@@ -38,7 +38,7 @@ class ExportReadJob:
         self.input_url = export.files[0].rsplit("/", 1)[0] if export.files else None
         self.out_schema = schema.arrow_schema(schema.RAW)
 
-    def partitions(self) -> list[str]:
+    def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return [f"part-{i:05d}" for i in range(len(self.export.files))]
 
     def expected_rows_in(self) -> int:
@@ -81,7 +81,7 @@ def conformed(t: pa.Table) -> Iterator[pa.RecordBatch]:
     yield from schema.conform(t.select([c.name for c in schema.RAW]), schema.RAW).to_batches()
 
 
-class ReadApiJob:
+class ReadApiJob(Job):
     """The result table read with the BigQuery Storage Read API instead of an export: no bucket
     needed (the Read API bills per byte read). One partition per read stream; each worker opens
     its own client (`make_storage_client`, injectable for emulators). Streams live 6 hours: a
@@ -108,7 +108,7 @@ class ReadApiJob:
         self.input_url = None
         self.out_schema = schema.arrow_schema(schema.RAW)
 
-    def partitions(self) -> list[str]:
+    def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return [f"part-{i:05d}" for i in range(len(self.streams))]
 
     def expected_rows_in(self) -> int:

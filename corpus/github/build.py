@@ -12,10 +12,12 @@ import dataclasses
 import os
 import posixpath
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
+from pydantic import Field
 
 from corpus import duck, schema
 from corpus.config_check import Size
@@ -26,7 +28,7 @@ from corpus.github.names import escape
 from corpus.github.safeio import Unreadable, os_reason
 from corpus.io import DatasetDir
 from corpus.manifest import digest, merge_counts
-from corpus.stage import DocumentStats, reason_counts
+from corpus.stage import DocumentStats, Job, reason_counts
 
 STAGE = "github-tables"
 CHUNKS = "_chunks"
@@ -39,12 +41,21 @@ BLOBS = (schema.Column("id", schema.STRING), schema.Column("size", schema.INT64)
 
 @dataclass
 class GithubTablesOptions:
-    sources: list[str] = field(default_factory=list)  # folders of repositories
-    site_packages: bool = False  # every distribution of the running environment
-    site_packages_dirs: list[str] = field(default_factory=list)  # e.g. `pip install --target`
-    include: list[str] = field(default_factory=list)  # fnmatch patterns on repo/package names
-    exclude: list[str] = field(default_factory=list)
-    chunk_bytes: Size = 64 * 1024 * 1024  # work per task, by the sizes distributions declare
+    sources: Annotated[list[str], Field(description="Folders whose child folders are "
+                                        "repositories (or a repository itself).")] = \
+        field(default_factory=list)
+    site_packages: Annotated[bool, Field(description="Every installed distribution of this "
+                                         "Python environment, as a repo named "
+                                         "pypi/NAME@VERSION.")] = False
+    site_packages_dirs: Annotated[list[str], Field(description="A folder of installed "
+                                                   "distributions (pip install --target DIR)."
+                                                   )] = field(default_factory=list)
+    include: Annotated[list[str], Field(description="Only repos / distributions whose name "
+                                        "matches (fnmatch).")] = field(default_factory=list)
+    exclude: Annotated[list[str], Field(description="Skip these (fnmatch).")] = \
+        field(default_factory=list)
+    chunk_bytes: Annotated[Size, Field(description="Work per task, by the sizes the "
+                                       "distributions declare.")] = 64 * 1024 * 1024
 
 
 def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
@@ -99,7 +110,7 @@ def detect_license(repo: sources.Repo) -> tuple[str | None, str]:
     return None, "none"
 
 
-class GithubTablesJob:
+class GithubTablesJob(Job):
     stage = STAGE
 
     def __init__(self, opts: GithubTablesOptions, output: DatasetDir):
@@ -114,7 +125,7 @@ class GithubTablesJob:
                                              for s in opts.site_packages_dirs]
         self.input_hash = digest([r.identity for r in repos])
 
-    def partitions(self) -> list[str]:
+    def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return [f"chunk-{i:05d}" for i in range(len(self.chunks))]
 
     def expected_rows_in(self) -> int | None:

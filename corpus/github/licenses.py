@@ -105,14 +105,26 @@ def _gpl(t: str, at: int, key: str) -> str | None:
     return None
 
 
+#: licenses whose defining phrase alone names them (normalised text)
+PHRASES = {
+    "gnu affero general public license": "agpl-3.0",
+    "mozilla public license version 2 0": "mpl-2.0",
+    "mozilla public license v 2 0": "mpl-2.0",
+    "boost software license": "bsl-1.0",
+    "this is free and unencumbered software released into the public domain": "unlicense",
+    "cc0 1 0 universal": "cc0-1.0",
+    "python software foundation license": "psf-2.0",
+    # HPND and MIT-CMU share this grant word for word (only the disclaimer's names differ)
+    "permission to use copy modify and distribute this software and its documentation for any "
+    "purpose and without fee is hereby granted": "hpnd",
+}
+
+
 def _anchored(t: str) -> Iterable[tuple[int, str | None]]:
     """(position, key) for every license whose defining phrase occurs in normalised text t."""
     def at(phrase: str) -> int:
         return _has(t, phrase)
 
-    p = at("gnu affero general public license")
-    if p >= 0:
-        yield p, "agpl-3.0"
     for phrase in ("gnu lesser general public license", "gnu library general public license"):
         p = at(phrase)
         if p >= 0:
@@ -120,28 +132,12 @@ def _anchored(t: str) -> Iterable[tuple[int, str | None]]:
     p = at("gnu general public license")
     if p >= 0:
         yield p, _gpl(t, p, "gpl")
-    for phrase in ("mozilla public license version 2 0", "mozilla public license v 2 0"):
-        p = at(phrase)
-        if p >= 0:
-            yield p, "mpl-2.0"
     p = at("apache license")
     if p >= 0 and t.find("version 2 0", p, p + 400) >= 0:
         yield p, "apache-2.0"
     p = at("eclipse public license")
     if p >= 0:
         yield p, "epl-2.0" if t.find("2 0", p, p + 200) >= 0 else "epl-1.0"
-    p = at("boost software license")
-    if p >= 0:
-        yield p, "bsl-1.0"
-    p = at("this is free and unencumbered software released into the public domain")
-    if p >= 0:
-        yield p, "unlicense"
-    p = at("cc0 1 0 universal")
-    if p >= 0:
-        yield p, "cc0-1.0"
-    p = at("python software foundation license")
-    if p >= 0:
-        yield p, "psf-2.0"
     p = at("permission to use copy modify and or distribute this software for any purpose "
            "with or without fee is hereby granted")
     if p >= 0:
@@ -160,11 +156,10 @@ def _anchored(t: str) -> Iterable[tuple[int, str | None]]:
     if p >= 0:
         start = t.rfind("this software is provided as is", max(0, p - 800), p)
         yield (start if start >= 0 else p), "zlib"
-    # HPND and MIT-CMU share this grant word for word (only the disclaimer's names differ)
-    p = at("permission to use copy modify and distribute this software and its documentation "
-           "for any purpose and without fee is hereby granted")
-    if p >= 0:
-        yield p, "hpnd"
+    for phrase, key in PHRASES.items():
+        p = at(phrase)
+        if p >= 0:
+            yield p, key
 
 
 def detect_text(text: str) -> str | None:

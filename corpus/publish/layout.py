@@ -48,8 +48,7 @@ def build(url: str, folder: str, opts: LayoutOptions) -> Layout:
     (root / STATE).unlink(missing_ok=True)
     for key in job.step_partitions():
         job.scan(key)
-    job.results["plan"] = job.plan()
-    keys = job.partitions() or []
+    keys = job.partitions({"plan": job.plan()}) or []
     records = [job.run_partition(k) for k in keys]
     written = sum(r["rows"] for r in records)
     if written != job.expected_rows_in():

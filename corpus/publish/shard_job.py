@@ -19,7 +19,7 @@ The finished folder carries its dataset card (README.md, corpus/publish/card.py)
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -76,7 +76,6 @@ class HubShardJob(MapJob):
         self.repos = valid_repos(self.rule.valid_from) if self.rule.valid_from else None
         self.requires = tuple(schema.Column(c, schema.STRING)
                               for c in self._scan_columns())
-        self.results: dict[str, Any] = {}
         self.out_schema: pa.Schema | None = None
         super().__init__(input, output, {"format": FORMAT, "shard_bytes": opts.shard_bytes,
                                          **self.rule.config(self.repos)})
@@ -112,8 +111,9 @@ class HubShardJob(MapJob):
         """The scan runs per input partition."""
         return self.keys
 
-    def partitions(self) -> list[str] | None:
-        plan = self.results.get("plan")
+    def partitions(self, results: Mapping[str, Any]) -> list[str] | None:
+        """The shards, once the plan step has decided them."""
+        plan = results.get("plan")
         return None if plan is None else plan["shards"]
 
     # 1. per input partition ----------------------------------------------------------------

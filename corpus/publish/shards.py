@@ -11,22 +11,23 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from corpus import splits as sp
 from corpus.config_check import Size, validate
 from corpus.io import MANIFEST, DatasetDir
 from corpus.publish.shard_job import STATE, HubShardJob
 from corpus.publish.split import LayoutOptions
-from corpus.splits import Fraction, Preset, SplitChoice, SplitRule, empty_notes
+from corpus.splits import SplitChoice, SplitRule, empty_notes
 from corpus.units import format_bytes
 
 
 @dataclass
 class ParquetShardOptions(SplitChoice):
     #: documents (by id hash) in the validation split; None: the preset's (default 0.01)
-    valid_fraction: Fraction | None = None
+    valid_fraction: sp.ValidFraction | None = None
     shard_bytes: Size = 500 * 10**6  # content bytes per shard (target)
-    test_fraction: Fraction | None = None  # None: the preset's (default 0)
-    splits: Preset | None = None  # a preset of both fractions (corpus/splits.py)
-    valid_from: str | None = None  # validation = these repositories (repo_name per line)
+    test_fraction: sp.TestFraction | None = None  # None: the preset's (default 0)
+    splits: sp.SplitPreset | None = None  # a preset of both fractions (corpus/splits.py)
+    valid_from: sp.ValidFrom | None = None  # validation = these repositories (one per line)
 
     def check(self, where: str) -> None:
         """The annotations' bounds, also for options built in Python rather than a config."""

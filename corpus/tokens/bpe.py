@@ -39,14 +39,16 @@ BATCH_ROWS = 1024
 
 @dataclass
 class TokenizerOptions:
-    vocab_size: Annotated[int, Field(ge=257, le=2**32)] = 32768  # the 256 bytes and EOT at least
-    #: train on this many documents (chosen by id hash); all if None
-    sample_docs: Annotated[int, Field(ge=1)] | None = None
-    #: documents never trained on, for the chars/token figure
-    heldout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.02
-    min_frequency: Annotated[int, Field(ge=1)] = 2
-    #: recorded for transformers; the shards set the real length
-    model_max_length: Annotated[int, Field(ge=1)] = 1024
+    vocab_size: Annotated[int, Field(ge=257, le=2**32, description="Tokens, the 256 bytes "
+                                     "and <|endoftext|> among them.")] = 32768
+    sample_docs: Annotated[int, Field(ge=1, description="Train on N documents (chosen by a "
+                                      "hash of their id); all if not given.")] | None = None
+    heldout_fraction: Annotated[float, Field(ge=0, lt=1, description="Fraction of documents "
+                                             "held back for the chars/token figure.")] = 0.02
+    min_frequency: Annotated[int, Field(ge=1, description="Occurrences a pair needs to be "
+                                        "merged.")] = 2
+    model_max_length: Annotated[int, Field(ge=1, description="Recorded for transformers; the "
+                                           "token shards set the real length.")] = 1024
 
     def check(self) -> None:
         if not 256 + 1 <= self.vocab_size <= 2**32:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -40,10 +41,12 @@ from corpus.keys import row_hash
 from corpus.splits import (
     SPLITS,
     VALIDATION,
-    Fraction,
-    Preset,
     SplitChoice,
+    SplitPreset,
     SplitRule,
+    TestFraction,
+    ValidFraction,
+    ValidFrom,
     assign,
     empty_notes,
     valid_repos,
@@ -62,15 +65,17 @@ ENCODE_BATCH = 512
 
 @dataclass
 class TokenShardOptions(SplitChoice):
-    tokenizer: str  # folder from `corpus tokenizer train`, or its tokenizer.json
-    seq_len: Annotated[int, Field(ge=1)] = 1024  # model context; rows hold seq_len + 1 tokens
+    tokenizer: Annotated[str, Field(description="The tokenizer folder (corpus tokenizer "
+                                    "train), or its tokenizer.json.")]
+    seq_len: Annotated[int, Field(ge=1, description="Model context; each row holds seq_len + 1 "
+                                  "tokens.")] = 1024
     shard_bytes: Size = 256 * 1024 * 1024  # target size of one shard file
     #: documents (by id hash) in the validation split; None: the preset's (default 0.01)
-    valid_fraction: Fraction | None = None
-    seed: int = 0  # document order before packing
-    test_fraction: Fraction | None = None  # None: the preset's (default 0)
-    splits: Preset | None = None  # a preset of both fractions (corpus/splits.py)
-    valid_from: str | None = None  # validation = these repositories (repo_name per line)
+    valid_fraction: ValidFraction | None = None
+    seed: Annotated[int, Field(description="Document order before packing.")] = 0
+    test_fraction: TestFraction | None = None  # None: the preset's (default 0)
+    splits: SplitPreset | None = None  # a preset of both fractions (corpus/splits.py)
+    valid_from: ValidFrom | None = None  # validation = these repositories (one per line)
 
     def check(self) -> None:
         if self.seq_len < 1:
@@ -103,7 +108,6 @@ class TokenShardJob(MapJob):
         self.vocab_size = tok.get_vocab_size()
         self.dtype = fmt.dtype_for(self.vocab_size)
         self.row_len = opts.seq_len + 1
-        self.results: dict[str, Any] = {}
         super().__init__(input, output, {
             "format": fmt.FORMAT, "tokenizer_sha256": self.tokenizer_sha256,
             "seq_len": opts.seq_len, "shard_bytes": opts.shard_bytes,
@@ -118,8 +122,9 @@ class TokenShardJob(MapJob):
         """The tokenize step runs per input partition."""
         return self.keys
 
-    def partitions(self) -> list[str] | None:
-        plan = self.results.get("plan")
+    def partitions(self, results: Mapping[str, Any]) -> list[str] | None:
+        """The shards, once the plan step has decided them."""
+        plan = results.get("plan")
         return None if plan is None else plan["shards"]
 
     # 1. per input partition ----------------------------------------------------------------
