@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from corpus.cli import _print_stats, cli, console, out
+from corpus.cli_base import _print_stats, cli, console, out
 from corpus.splits import cli_options as split_options
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from corpus.cli import cli, out
+from corpus.cli_base import cli, out
 
 
 @cli.command()

@@ -1,15 +1,10 @@
 """`corpus eval perplexity`, `corpus eval humaneval` and `corpus eval compare`: a model folder's
-numbers, and several side by side. Thin, like cli.py: the work is in corpus/eval/."""
+numbers, and several side by side. Thin, like cli.py: the commands are in corpus/eval/*_cli.py
+(on the `eval` group of corpus/cli_base.py), the work in corpus/eval/."""
 
 from __future__ import annotations
 
-from corpus.cli import cli
+from corpus.cli_base import eval_group
+from corpus.eval import compare_cli, humaneval_cli, perplexity_cli
 
-
-@cli.group("eval")
-def eval_group() -> None:
-    """Evaluate a Hugging Face causal-LM folder (a `corpus export` output or any other)."""
-
-
-# importing them registers the commands
-from corpus.eval import compare_cli, humaneval_cli, perplexity_cli  # noqa: E402,F401
+__all__ = ["compare_cli", "eval_group", "humaneval_cli", "perplexity_cli"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from corpus.cli import cli, engine_options, out
+from corpus.cli_base import cli, engine_options, out
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from corpus.cli import _options, _print_stats, cli, console, engine_options, out
+from corpus.cli_base import _options, _print_stats, cli, console, engine_options, out
 from corpus.cli_options import only_for, options_from, table_of
 from corpus.publish.shards import ParquetShardOptions
 from corpus.splits import SPLIT_FIELDS

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from corpus.cli import out
-from corpus.cli_eval import eval_group
+from corpus.cli_base import eval_group, out
 
 if TYPE_CHECKING:
     from corpus.eval.compare import Comparison

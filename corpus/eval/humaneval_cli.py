@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from corpus.cli import console, out
-from corpus.cli_eval import eval_group
+from corpus.cli_base import console, eval_group, out
 
 #: Named decoding settings. Codex (Chen et al. 2021, "Evaluating Large Language Models Trained
 #: on Code"): nucleus sampling with top-p 0.95, T = 0.2 the best temperature it found for

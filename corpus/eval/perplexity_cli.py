@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from corpus.cli import console, out
-from corpus.cli_eval import eval_group
+from corpus.cli_base import console, eval_group, out
 from corpus.eval import documents
 from corpus.splits import cli_options as split_options
 
