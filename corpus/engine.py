@@ -18,7 +18,7 @@ from corpus.executors import Executor, kind
 from corpus.executors.local import LocalExecutor
 from corpus.log import Log
 from corpus.runner import Runner, check_rows, intact_records, remove_scratch
-from corpus.stage import PartitionedJob
+from corpus.stage import Job
 
 __all__ = ["Engine", "check_rows", "intact_records", "remove_scratch"]
 
@@ -66,7 +66,7 @@ class Engine:
         """Run one function on a worker (a global step) and return its result."""
         return self.executor.call(fn, *args)
 
-    def run(self, job: PartitionedJob, overwrite: bool = False,
+    def run(self, job: Job, overwrite: bool = False,
             replace_stale: bool = False) -> dict[str, Any]:
         """Compute every partition of `job` not already done, then write its manifest
         (corpus/runner.py)."""

@@ -22,7 +22,7 @@ from corpus.executors import Executor
 from corpus.io import DatasetDir, check_layout, is_legacy
 from corpus.lock import writer_lock
 from corpus.log import Log
-from corpus.stage import WORK_DIR, PartitionedJob, execute, execute_global, marker_dir, now
+from corpus.stage import WORK_DIR, Job, execute, execute_global, marker_dir, now
 from corpus.steps import GlobalStep, MapStep, Step
 
 MANIFEST_EVERY_S = 2.0
@@ -39,7 +39,7 @@ class Runner:
     def __init__(self, executor: Executor, log: Log, scheduler: str | None = None):
         self.executor, self.log, self.scheduler = executor, log, scheduler
 
-    def run(self, job: PartitionedJob, overwrite: bool = False,
+    def run(self, job: Job, overwrite: bool = False,
             replace_stale: bool = False) -> dict[str, Any]:
         """Compute every partition of `job` not already done, then write its manifest.
 
@@ -49,7 +49,7 @@ class Runner:
         with writer_lock(job.output.url) as lock:
             return self._run(job, lock, overwrite, replace_stale)
 
-    def _run(self, job: PartitionedJob, lock: Any, overwrite: bool,
+    def _run(self, job: Job, lock: Any, overwrite: bool,
              replace_stale: bool) -> dict[str, Any]:
         out = job.output
         fp = mf.fingerprint(job.stage, job.config, job.input_hash)
@@ -105,7 +105,9 @@ class Runner:
         run["computed"] = sorted(computed)
         records = [done[k] for k in keys]
         check_rows(job.stage, out.url, records, job.expected_rows_in())
-        extra = self.executor.call(execute_global, job, "finish", records) or {}
+        extra: dict[str, Any] = {}
+        if type(job).finish is not Job.finish:  # no round trip to a worker for the default
+            extra = self.executor.call(execute_global, job, "finish", records) or {}
         run.update(finished=now(), seconds=round(time.perf_counter() - t0, 3))
         manifest = self._manifest(job, fp, keys, done, runs, complete=True)
         manifest.update(extra)
@@ -121,7 +123,7 @@ class Runner:
                         computed=len(computed), reused=len(run["reused"]))
         return manifest
 
-    def _steps(self, job: PartitionedJob, steps: list[Step], keys: list[str], run_id: str,
+    def _steps(self, job: Job, steps: list[Step], keys: list[str], run_id: str,
                fp: str, run: dict[str, Any]) -> dict[str, Any]:
         """The job's steps in order. A global step is reused when its result is kept under
         this fingerprint and no step before it had to compute anything in this run."""
@@ -160,7 +162,7 @@ class Runner:
         return results
 
     @staticmethod
-    def _used(job: PartitionedJob, step: Step, results: dict[str, Any],
+    def _used(job: Job, step: Step, results: dict[str, Any],
               ) -> dict[str, Any] | None:
         """The earlier results a step names in `uses` (None: it uses none)."""
         if not step.uses:
@@ -177,7 +179,7 @@ class Runner:
         return {k: r for k, r in out.done_records(marker_dir).items()
                 if k in wanted and r.get("fingerprint") == fp}
 
-    def _phase(self, job: PartitionedJob, keys: list[str], done: dict[str, dict[str, Any]],
+    def _phase(self, job: Job, keys: list[str], done: dict[str, dict[str, Any]],
                run_id: str, fp: str, phase: str, checkpoint: Any,
                results: dict[str, Any] | None = None) -> list[str]:
         """Run `phase` for every key not in `done` (updated in place); return the keys run."""
@@ -194,7 +196,7 @@ class Runner:
                 checkpoint()
         return todo
 
-    def _prepare(self, job: PartitionedJob, fp: str, overwrite: bool,
+    def _prepare(self, job: Job, fp: str, overwrite: bool,
                  replace_stale: bool) -> dict[str, Any] | None:
         """Decide whether the output directory can be reused, resumed or must be refused."""
         out = job.output
@@ -222,7 +224,7 @@ class Runner:
         out.clear()  # the manifest first: a kill from here on leaves it incomplete
         return None
 
-    def _manifest(self, job: PartitionedJob, fp: str, keys: list[str],
+    def _manifest(self, job: Job, fp: str, keys: list[str],
                   done: dict[str, dict[str, Any]], runs: list[dict[str, Any]],
                   complete: bool) -> dict[str, Any]:
         records = [done[k] for k in keys if k in done]

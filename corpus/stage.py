@@ -72,10 +72,6 @@ class Job:
         return {}
 
 
-#: the contract's old name, for annotations
-PartitionedJob = Job
-
-
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -93,7 +89,7 @@ def marker_dir(phase: str) -> str:
 _READY: set[tuple[str, str]] = set()
 
 
-def setup_once(job: PartitionedJob, fp: str) -> None:
+def setup_once(job: Job, fp: str) -> None:
     """A stage's optional `setup()`, once per worker process before its partitions:
     process-wide state (mallopt, a tokenizer or matcher cached by its module) kept out of
     the pure per-partition functions."""
@@ -103,7 +99,7 @@ def setup_once(job: PartitionedJob, fp: str) -> None:
     _READY.add((job.stage, fp))
 
 
-def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
+def execute(job: Job, key: str, run_id: str, fp: str,
             phase: str = "partition", results: dict[str, Any] | None = None,
             ) -> dict[str, Any]:
     """Run one partition (or one step of it) on a worker and leave its marker: the data
@@ -124,7 +120,7 @@ def execute(job: PartitionedJob, key: str, run_id: str, fp: str,
     return rec
 
 
-def execute_global(job: PartitionedJob, name: str, *args: Any) -> Any:
+def execute_global(job: Job, name: str, *args: Any) -> Any:
     """Run one global step of a job on a worker; a failure is one line naming it."""
     try:
         return getattr(job, name)(*args)
