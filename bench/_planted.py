@@ -13,6 +13,7 @@ from collections.abc import Callable
 AZ09 = string.ascii_letters + string.digits
 UP09 = string.ascii_uppercase + string.digits
 LOW09 = string.ascii_lowercase + string.digits
+B32 = string.ascii_uppercase + "234567"  # AWS key ids: base32
 
 
 def _s(r: random.Random, alphabet: str, n: int) -> str:
@@ -35,9 +36,9 @@ def _rsa_block(r: random.Random) -> str:
 
 #: kind -> (placeholder kind expected, value generator, how it appears in code: {v} = value)
 GENERATORS: dict[str, tuple[str, Callable[[random.Random], str], str]] = {
-    "aws_access_key": ("AWS_ACCESS_KEY", lambda r: "AKIA" + _s(r, UP09, 16),
+    "aws_access_key": ("AWS_ACCESS_KEY", lambda r: "AKIA" + _s(r, B32, 16),
                        'AWS_ACCESS_KEY_ID = "{v}"'),
-    "aws_secret_key": ("AWS_ACCESS_KEY", lambda r: _s(r, AZ09 + "/+", 40),
+    "aws_secret_key": ("SECRET", lambda r: _s(r, AZ09 + "/+", 40),
                        'aws_secret_access_key = "{v}"'),
     "github_token": ("GITHUB_TOKEN", lambda r: "ghp_" + _s(r, AZ09, 36),
                      'headers = {{"Authorization": "token {v}"}}'),
@@ -48,7 +49,7 @@ GENERATORS: dict[str, tuple[str, Callable[[random.Random], str], str]] = {
                     "# slack bot: {v}"),
     "stripe_key": ("STRIPE_KEY", lambda r: "sk_live_" + _s(r, AZ09, 24),
                    "stripe.api_key = '{v}'"),
-    "twilio_sid": ("TWILIO_KEY", lambda r: "AC" + _s(r, "0123456789abcdef", 32),
+    "twilio_key": ("TWILIO_KEY", lambda r: "SK" + _s(r, "0123456789abcdef", 32),
                    'client = Client("{v}", auth)'),
     "jwt": ("JWT", lambda r: ".".join([
         _b64url({"alg": "HS256", "typ": "JWT"}),

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 from bench._planted import GENERATORS
 from corpus.scrub import pii, prefilter
-from corpus.scrub import secrets as sec
 
-LINE_PATTERNS = [(pii.EMAIL, pii.AT), (pii.CONN, pii.SCHEME), (pii.IPV4, pii.DIGIT_DOT_DIGIT),
+LINE_PATTERNS = [(pii.EMAIL, pii.AT), (pii.CONN, pii.SCHEME), (pii.IPV4, pii.DOTTED_QUAD),
                  (pii.IPV6, pii.HEX_COLON)]
 #: characters these patterns turn on, so random text is full of near-matches
 ALPHABET = "ab1209fF.:@/ -_\n\t'\"=xs"
@@ -44,22 +43,37 @@ def test_line_windows_on_real_files(python_docs):
                 _spans(regex.finditer(text))
 
 
-def test_every_plugin_match_contains_its_literal():
-    """Planted secrets of every kind, and the plugins' own matches in them: the literal a
-    plugin is skipped without is in each match (in the lower-cased match if it ignores case)."""
+def test_every_rule_match_contains_one_of_its_factors():
+    """Planted secrets of every kind, and the catalog rules' own matches in them: one of the
+    factors a rule is skipped without is in each of its matches (lower-cased)."""
+    from corpus.scrub import engine
+
     rnd = random.Random(7)
     texts = [template.format(v=make(rnd)) for _, make, template in GENERATORS.values()
              for _ in range(20)]
-    literals = sec._literals()
+    index = engine.index()
     found = 0
-    for (_, regex), (literal, nocase) in zip(sec._plugins()[0], literals, strict=True):
+    for rule in index.rules:
+        factors = prefilter.factor_set(rule.regex)
         for text in texts:
-            for m in regex.finditer(text):
+            for m in rule.regex.finditer(text):
                 found += 1
-                if literal is not None:
-                    assert literal in (m.group(0).lower() if nocase else m.group(0))
+                if factors is not None:
+                    assert any(f in m.group(0).lower() for f in factors), rule.id
     assert found >= len(GENERATORS)
-    assert sum(lit is not None for lit, _ in literals) >= len(literals) // 2  # it skips most
+    assert len(index.always) <= len(index.rules) // 20  # it skips most
+
+
+@pytest.mark.parametrize(("pattern", "factors"), [
+    (r"\b((?:A3T[A-Z0-9]|AKIA|ASIA)[A-Z2-7]{16})\b", {"a3t", "akia", "asia"}),
+    (r"(?i)\b(npm_[a-z0-9]{36})", {"npm_"}), (r"(?:(?-i:[Ss]umo|SUMO))x", {"sumox"}),
+    (r"(?:foo|bar)baz", {"baz"}), (r"[ab]+c{2}", None), (r"(?:foo|bar)[0-9]", {"foo", "bar"}),
+    (r"x?ghp_", {"ghp_"}),
+    (r"(?:abc)?xyz1", {"xyz1"}), (r"SK[0-9a-f]{32}", None),
+])
+def test_factor_set(pattern, factors):
+    assert prefilter.factor_set(re.compile(pattern)) == (None if factors is None
+                                                         else frozenset(factors))
 
 
 @pytest.mark.parametrize(("pattern", "literal"), [

@@ -25,13 +25,16 @@ EXAMPLE_DOMAINS = re.compile(
     r"(?:^|\.)(?:example\.(?:com|net|org|edu)|example|test|invalid|localhost|local)$", re.I)
 IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
                   r"|[1-9]?\d)){3}(?![\w.]|\.\d)")
-IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})"
-                  r"|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}(?![\w:])")
+#: an IPv6 candidate is a whole token of hex digits, colons and dots (not ending in a dot): it
+#: is an address as a whole or not at all, never a prefix of one (`…:b00c::` of `…:b00c::3`)
+IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?<!\.)"
+                  r"(?![\w:]|\.[\w:])")
 VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|release)\w*[\"']?\s*[:=]?|\bv|==|>=|<=|~=|!="
                             r"|@)\s*[\"']?\s*$")
 #: scheme://user:PASSWORD@host — the password only (also what detect-secrets' basic auth finds)
+#: the password may hold `#`, `?`, `;` or `:` (people write them unencoded); not `@` or `/`
 CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
-                  r"([^\s:/?#\[\]@'\"]{1,128})@[\w.-]+")
+                  r"([^\s/@'\"]{1,128})@[\w.-]+")
 #: a key block: BEGIN line, a body of base64 / PEM header characters only (newlines, or `\n`
 #: escapes inside a one-line string), END line. Code that merely names the markers (constants
 #: `-----BEGIN … PRIVATE KEY-----` and `-----END …` with code between) is not a key.
@@ -51,11 +54,12 @@ TRUNCATED_KEY = re.compile(
 TRUNCATED_BODY = 40
 #: what every match of EMAIL, CONN, IPV4 and IPV6 contains, on the same line: those patterns
 #: are searched on the lines with an anchor only (prefilter.finditer_lines)
-AT, SCHEME, DIGIT_DOT_DIGIT = re.compile("@"), re.compile("://"), re.compile(r"\d\.\d")
-HEX_COLON = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f:]")
+AT, SCHEME = re.compile("@"), re.compile("://")
+DOTTED_QUAD = re.compile(r"\.\d{1,3}\.\d{1,3}\.")  # the middle of every IPV4 match
+HEX_COLON = re.compile(r":[0-9A-Fa-f:.]")  # in every IPV6 match: the char after its 1st colon
 PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
                                 r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
-                                r"|username|your[_-]?\w*)$", re.I)
+                                r"|username|your[_-]?\w*|my[_-]?\w*|tiger)$", re.I)
 
 
 def placeholder_password(user: str, password: str) -> bool:
@@ -76,20 +80,36 @@ def _public(addr: str) -> bool:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return ip in GLOBAL_UNICAST and ip.is_global  # `::2` (a slice) is not routable
     return ip.is_global and not ip.is_multicast
+
+
+#: where every routable IPv6 unicast address is (RFC 4291 / IANA): `0::2`, `1::3` are not
+GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+
+def _ipv6_shaped(value: str) -> bool:
+    """Three colons or more, or a group of 3+ hex digits with a letter (`fe80::1`), or `::1`:
+    a slice (`[1::2]`, `[b::c]`) or a time (`12:30:45`) is not."""
+    if value.count(":") >= 3:
+        return True
+    groups = value.split(":")
+    return value == "::1" or (any(len(g) >= 3 for g in groups)
+                              and any(c.isalpha() for c in value))
 
 
 def ips(text: str, private: bool = False) -> Iterator[Span]:
     """Public IPv4/IPv6 addresses (all valid ones with private=True), not versions."""
-    for m in finditer_lines(IPV4, DIGIT_DOT_DIGIT, text):
+    for m in finditer_lines(IPV4, DOTTED_QUAD, text):
         if VERSION_BEFORE.search(text[max(0, m.start() - 24):m.start()]):
             continue
         if private or _public(m.group(0)):
             yield ("IP_ADDRESS", m.start(), m.end())
     for m in finditer_lines(IPV6, HEX_COLON, text):
         value = m.group(0)
-        if value.count(":") < 2 or (not any(c.isalpha() for c in value) and "::" not in value):
-            continue  # times (12:30:45) and ratios are not addresses
+        if not _ipv6_shaped(value):
+            continue  # times (12:30:45), ratios and slices (`x[1::2]`) are not addresses
         try:
             ipaddress.IPv6Address(value)
         except ValueError:

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field
 
 from corpus.errors import ConfigError
-from corpus.scrub import pii
+from corpus.scrub import assignments, catalog, engine, pii
 from corpus.scrub import secrets as sec
 
 Span = tuple[str, int, int]
@@ -35,7 +35,7 @@ class ScrubOptions:
 
 def known_kinds() -> set[str]:
     """Every kind the scrubber finds (its placeholders' names): what drop_files_with takes."""
-    return {*sec.KINDS.values(), "EMAIL", "IP_ADDRESS", "PASSWORD", "PRIVATE_KEY", "SECRET"}
+    return {*catalog.kinds(), "EMAIL", "IP_ADDRESS", "PASSWORD", "PRIVATE_KEY", "SECRET"}
 
 
 def kinds_of(text: str) -> list[str]:
@@ -47,11 +47,15 @@ def kinds_of(text: str) -> list[str]:
     return kinds
 
 
-def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:
-    lines = sec.keyword_lines(text)  # found once, read by three detectors
+def find(text: str, filename: str, opts: ScrubOptions,
+         candidates: set[int] | None = None) -> list[Span]:
+    """Every finding of one document; `candidates`: the provider rules that may match it
+    (engine.RuleIndex.partition, one pass over a partition), found here when None."""
     spans: list[Span] = [*pii.private_keys(text), *pii.connection_passwords(text),
-                         *sec.regex_secrets(text, lines), *sec.config_secrets(text, lines),
-                         *sec.keyword_secrets(text, filename, opts.high_entropy, lines)]
+                         *engine.index().find(text, filename, candidates),
+                         *assignments.find(text, filename)]
+    if opts.high_entropy:
+        spans += sec.entropy_secrets(text, filename)
     if opts.emails:
         spans += pii.emails(text)
     if opts.ips:
@@ -59,23 +63,38 @@ def find(text: str, filename: str, opts: ScrubOptions) -> list[Span]:
     return spans
 
 
+PII = frozenset({"EMAIL", "IP_ADDRESS"})
+#: kinds that name no provider: a provider's kind wins over them on the same span
+GENERIC = frozenset({"SECRET", "PASSWORD"})
+
+
 def merge(spans: list[Span]) -> list[Span]:
-    """Non-overlapping spans, longest first among those that start together."""
+    """Non-overlapping spans, longest first among those that start together (a provider's kind
+    before a generic one on the same span). Two secrets that
+    overlap become one span (a key block over the base64 inside it); an email or address that
+    overlaps a secret yields to it (`pa;ss@db.corp` is a password, not `ss@db.corp`)."""
     out: list[Span] = []
     end = -1
-    for kind, a, b in sorted(spans, key=lambda s: (s[1], -(s[2] - s[1]))):
+    for kind, a, b in sorted(spans, key=lambda s: (s[1], -(s[2] - s[1]), s[0] in GENERIC)):
         if a >= end:
             out.append((kind, a, b))
             end = b
-        elif b > end and out:  # overlaps the previous one and goes further: extend it
-            k, a0, _ = out[-1]
+            continue
+        k, a0, _ = out[-1]
+        if kind in PII and k not in PII:
+            continue  # inside or across the secret before it: the secret stands
+        if k in PII and kind not in PII:
+            out[-1] = (kind, a, b)  # the secret replaces the address it overlaps
+            end = b
+        elif b > end:  # overlaps the previous one and goes further: extend it
             out[-1] = (k, a0, b)
             end = b
     return out
 
 
-def redact(text: str, filename: str, opts: ScrubOptions) -> tuple[str, Counter[str]]:
-    spans = merge(find(text, filename, opts))
+def redact(text: str, filename: str, opts: ScrubOptions,
+           candidates: set[int] | None = None) -> tuple[str, Counter[str]]:
+    spans = merge(find(text, filename, opts, candidates))
     if not spans:
         return text, Counter()
     parts, pos = [], 0

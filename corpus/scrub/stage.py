@@ -1,7 +1,8 @@
 """`corpus scrub IN OUT`: secrets and PII replaced by typed placeholders, counted per kind.
 
-A Python step per document (detect-secrets' plugins are Python; the whole-text regex searches
-inside run at C speed): measured in bench/scrub.py. A document whose scrubbing fails is dropped
+The provider rules' candidates come from one compiled pass over the partition's content
+buffer (engine.py); the Python regexes run only where they can match (bench/scrub.py
+measures it). A document whose scrubbing fails is dropped
 with a reason naming the error type only (its message could quote the text), never passed on
 unscrubbed. Found values are never written: not to `removed/`, the manifest or logs.
 """
@@ -16,6 +17,7 @@ import pyarrow as pa
 
 from corpus import schema
 from corpus.io import DatasetDir
+from corpus.scrub import engine
 from corpus.scrub.redact import ScrubOptions, redact
 from corpus.stage import MapJob, removed_rows, write_documents
 
@@ -31,21 +33,23 @@ class ScrubJob(MapJob):
         self.opts = opts
 
     def map(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
-        contents = table.column("content").to_pylist()
+        column = table.column("content")
+        candidates = engine.index().partition(column)
+        contents = column.to_pylist()
         paths = table.column("path").to_pylist()
         out: list[str | None] = []
         found: list[str] = []
         keep: list[bool] = []
         reasons: list[str] = []
         drop_kinds = set(self.opts.drop_files_with)
-        for text, path in zip(contents, paths, strict=True):
+        for text, path, cands in zip(contents, paths, candidates, strict=True):
             if text is None:
                 out.append(None)
                 found.append("{}")
                 keep.append(True)
                 continue
             try:
-                scrubbed, counts = redact(text, path or "", self.opts)
+                scrubbed, counts = redact(text, path or "", self.opts, cands)
             except Exception as e:  # a detector error: drop, never pass the text on unscrubbed
                 keep.append(False)
                 reasons.append(f"scrub-error {type(e).__name__}")
