@@ -8,6 +8,7 @@ import base64
 import json
 import random
 import string
+import urllib.parse
 from collections.abc import Callable
 
 AZ09 = string.ascii_letters + string.digits
@@ -78,7 +79,84 @@ GENERATORS: dict[str, tuple[str, Callable[[random.Random], str], str]] = {
              f"{r.randint(1, 254)}.{r.randint(1, 254)}.{r.randint(1, 254)}",
              'SERVER = "{v}"'),
     "private_key": ("PRIVATE_KEY", _rsa_block, 'KEY = """{v}"""'),
+    "github_fine_grained": ("GITHUB_TOKEN", lambda r: "github_pat_" + _s(r, AZ09, 22) + "_"
+                            + _s(r, AZ09, 59), 'GH_TOKEN = "{v}"'),
+    "github_app_token": ("GITHUB_TOKEN", lambda r: "ghs_" + _s(r, AZ09, 36),
+                         "token = '{v}'"),
+    "gcp_api_key": ("GCP_API_KEY", lambda r: "AIza" + _s(r, AZ09 + "_-", 35),
+                    'GOOGLE_API_KEY = "{v}"'),
+    "hf_token": ("HF_TOKEN", lambda r: "hf_" + _s(r, string.ascii_letters, 34),
+                 'login(token="{v}")'),
+    "anthropic_key": ("ANTHROPIC_KEY", lambda r: "sk-ant-api03-" + _s(r, AZ09 + "_-", 93)
+                      + "AA", 'client = Anthropic(api_key="{v}")'),
+    "slack_webhook": ("SLACK_WEBHOOK", lambda r: "https://hooks.slack.com/services/T"
+                      + _s(r, UP09, 8) + "/B" + _s(r, UP09, 8) + "/" + _s(r, AZ09, 24),
+                      'WEBHOOK = "{v}"'),
+    "hash_password": ("PASSWORD", lambda r: _s(r, AZ09, 6) + "#" + _s(r, AZ09, 5) + ";x",
+                      'DB_PASSWORD = "{v}"'),
 }
+
+#: the environment-variable name a kind is usually given (config, .env, YAML and JSON contexts)
+NAMES = {"aws_access_key": "AWS_ACCESS_KEY_ID", "aws_secret_key": "AWS_SECRET_ACCESS_KEY",
+         "db_password": "DATABASE_PASSWORD", "password_assignment": "PASSWORD",
+         "hash_password": "DB_PASSWORD", "secret_assignment": "CLIENT_SECRET",
+         "email": "AUTHOR_EMAIL", "ipv4": "SERVER_IP"}
+
+#: how a value appears: (file suffix; None keeps the real file's), template over {N}: the
+#: variable's name, {n}: the same lower-cased, {v}: the value
+CONTEXTS: dict[str, tuple[str | None, str]] = {
+    "assignment": (None, '{N} = "{v}"'),
+    "dict": (None, 'settings = {{"{n}": "{v}", "timeout": 30}}'),
+    "call": (None, 'connect(host="db", {n}="{v}")'),
+    "comment": (None, "# {N}: {v}"),
+    "docstring": (None, '"""Example::\n\n    export {N}={v}\n"""'),
+    "env": (".env", "{N}={v}"),
+    "yaml": (".yaml", "{n}: {v}"),
+    "yaml_quoted": (".yml", '{n}: "{v}"'),
+    "json": (".json", '{{"{n}": "{v}"}}'),
+    "url": (None, 'URL = "https://{n}:{v}@api.internal.corp/v1"'),
+}
+#: lines around the planted one in a config file of its own
+CONFIG_BODY = {".env": ["APP_ENV=production", "PORT=8080", "DEBUG=false"],
+               ".yaml": ["app:", "  name: billing", "  port: 8080"],
+               ".yml": ["service:", "  replicas: 3"],
+               ".json": ['{{"name": "billing", "port": 8080}}']}
+
+
+def name_of(kind: str) -> str:
+    return NAMES.get(kind, kind.upper())
+
+
+def plant_in(text: str, path: str, kind: str, context: str, r: random.Random,
+             ) -> tuple[str, str, str]:
+    """One value of `kind` written in `context`: inside the real file (a line of its own at a
+    random line boundary) or, for a config context, as a config file of its own; returns
+    (text, path, value). A private key keeps its own shape in every context."""
+    _, gen, template = GENERATORS[kind]
+    value = gen(r)
+    suffix, shape = CONTEXTS[context]
+    if kind == "private_key":
+        shape = template if suffix is None else "key: |\n  " + "{v}".replace("\n", "\n  ")
+        if suffix == ".env" or suffix == ".json":
+            shape = template
+            suffix = None
+    name = name_of(kind)
+    if context == "url" and kind != "private_key":  # userinfo is percent-encoded (RFC 3986)
+        value = urllib.parse.quote(value, safe="")
+    line = shape.format(N=name, n=name.lower(), v=value)
+    if kind == "private_key" and suffix is not None:
+        line = "key: |\n" + "\n".join("  " + x for x in value.split("\n"))
+    if suffix is not None:
+        body = CONFIG_BODY[suffix][:]
+        if suffix == ".json":
+            return '{\n  "name": "billing",\n  ' + line.strip("{}") + "\n}\n", \
+                path + suffix, value
+        body.insert(r.randint(0, len(body)), line)
+        return "\n".join(body) + "\n", path.rsplit("/", 1)[0] + "/config" + suffix, value
+    lines = text.split("\n")
+    at = r.randint(0, len(lines))
+    lines.insert(at, line)
+    return "\n".join(lines), path, value
 
 
 def plant(text: str, kind: str, r: random.Random, style: str = "code") -> tuple[str, str]:

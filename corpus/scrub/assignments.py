@@ -21,7 +21,6 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from itertools import pairwise
-from pathlib import PurePosixPath
 
 from corpus.scrub.catalog import entropy
 from corpus.scrub.pii import PLACEHOLDER_VALUES
@@ -43,7 +42,10 @@ QUOTED_VALUE = re.compile(r"[ \t]*[rRbBuU]{0,2}(?P<q>[\"'`])(?P<value>(?:\\.|(?!
 #: a bare value to the end of its line, or to a ` # comment`
 BARE_VALUE = re.compile(r"[ \t]*(?P<value>[^\s'\"`\[\]{}()<>]+?)(?:[ \t]+[#;].*)?[ \t]*\r?$",
                         re.M)
-_LINE_HEAD = re.compile(r"[ \t]*(?:export[ \t]+)?")
+#: what may start a line before a bare `NAME=value`: indentation, a comment marker (the value
+#: is a comment's token), `export` / `set` (shell and batch, also quoted in docs)
+_LINE_HEAD = re.compile(r"[ \t]*(?P<comment>(?:#+|//+|--|;+|/?\*+|<!--|%|rem\b)[ \t]*)?"
+                        r"(?P<export>(?:export|set)[ \t]+)?", re.I)
 _CALL_HEAD = re.compile(r"\([ \t]*$")
 PASSWORD_NAME = re.compile(r"(?i)pass(?:wd|word|phrase)?|pwd")
 #: the last part of a name that makes it name something other than a secret value
@@ -98,6 +100,8 @@ def credential_like(value: str) -> bool:
     `<password>`), a path or URL."""
     if len(value) < 6 or any(c.isspace() for c in value) or PLACEHOLDER_VALUES.match(value):
         return False
+    if value.isalpha() and random_case(value):
+        return True  # `HRSkZaOKFybPQc`: letters, but no word's shape
     if _WORDS.fullmatch(value) or _TEMPLATE.search(value) or "://" in value:
         return False
     if (value.count("/") >= 2 and not any(c.isdigit() for c in value)) or _PATH.fullmatch(value):
@@ -111,6 +115,19 @@ def credential_like(value: str) -> bool:
     return (letters and marks) or (len(value) >= 16 and entropy(value) >= 3.0)
 
 
+def _changes(value: str) -> int:
+    """How often the character class (digit, upper, lower, other) changes along the value."""
+    classes = [0 if c.isdigit() else 1 if c.isupper() else 2 if c.islower() else 3
+               for c in value]
+    return sum(a != b for a, b in pairwise(classes))
+
+
+def random_case(value: str) -> bool:
+    """Letters whose case changes as often as in random text (a change every third letter or
+    more); a CamelCase name (`GoogleSecretManagerMapping`) changes twice a word."""
+    return len(value) >= 10 and entropy(value) >= 3.2 and _changes(value) >= len(value) // 3
+
+
 def generated(value: str) -> bool:
     """An unquoted value in code that can only be a generated credential, not an expression
     (`rfc5652.SubjectKeyIdentifier`, `Ed25519Key`, `getHTTPCode2`): 16+ characters of letters
@@ -121,15 +138,15 @@ def generated(value: str) -> bool:
     if not (any(c.isdigit() for c in value) and any(c.isupper() for c in value)
             and any(c.islower() for c in value)) or entropy(value) < 3.5:
         return False
-    classes = [0 if c.isdigit() else 1 if c.isupper() else 2 if c.islower() else 3
-               for c in value]
-    return sum(a != b for a, b in pairwise(classes)) >= 8
+    return _changes(value) >= 8
 
 
 def config_file(path: str) -> bool:
-    p = PurePosixPath(path.lower())
-    return p.suffix in CONFIG_SUFFIXES or p.name.startswith(".env") or p.name in (
-        "dockerfile", "makefile", "procfile")
+    """.env, .ini, YAML, shell, a dotfile or a name without a suffix (Dockerfile)."""
+    name = path.lower().rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    suffix = name[dot:] if dot > 0 else ""  # `.npmrc` alone: a dotfile, no suffix
+    return suffix in CONFIG_SUFFIXES or name.startswith(".env")
 
 
 def _kind(name: str) -> str:
@@ -171,7 +188,8 @@ def find(text: str, path: str) -> Iterator[Span]:
         b = BARE_VALUE.match(text, m.end())
         if b is None or not secret_name(name) or not credential_like(b.group("value")):
             continue
-        if config or generated(b.group("value")):
+        if config or head.group("comment") or head.group("export") or \
+                generated(b.group("value")):
             yield (_kind(name), b.start("value"), b.end("value"))
 
 

@@ -56,6 +56,9 @@ def kind_of(rule_id: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
+_LEADING_FLAGS = re.compile(r"(?:\(\?[a-zA-Z]+\))*")
+
+
 def _scope_flags(p: str) -> str:
     """Rust's `(?i)` in the middle of a pattern applies to the rest of its group; Python wants
     global flags first, so it becomes a scoped group `(?i:…)` closed where that group ends."""
@@ -78,7 +81,7 @@ def _scope_flags(p: str) -> str:
                 continue
         elif c == "(":
             m = re.match(r"\(\?([a-zA-Z]+)\)", p[i:])
-            if m and (i > 0 and "".join(out).strip("(?imsx)")):
+            if m and not _LEADING_FLAGS.fullmatch("".join(out)):
                 out.append(f"(?{m.group(1)}:")
                 stack[-1] += 1
                 i += m.end()

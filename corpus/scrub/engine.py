@@ -39,8 +39,13 @@ except ImportError:  # pragma: no cover - every platform with a wheel has it
 class RuleIndex:
     """The catalog's rules, their factors, and the compiled literal database."""
 
-    def __init__(self, rules: Sequence[catalog.Rule]):
+    def __init__(self, rules: Sequence[catalog.Rule],
+                 detectors: dict[str, re.Pattern[str]] | None = None):
         self.rules = tuple(rules)
+        #: other detectors' patterns (pii.DETECTORS), ids after the rules': `may(ids, name)`
+        self.detector_id = {name: len(self.rules) + k for k, name in enumerate(detectors or {})}
+        patterns = [r.regex.pattern for r in self.rules] + [
+            d.pattern for d in (detectors or {}).values()]
         self.always: frozenset[int] = frozenset()
         by_factor: dict[str, set[int]] = {}
         always = set()
@@ -54,7 +59,7 @@ class RuleIndex:
                 continue
             for f in found:
                 by_factor.setdefault(f, set()).add(i)
-        self.always = frozenset(always)
+        self.always = frozenset(always | set(self.detector_id.values()))
         self.factors = sorted(by_factor)
         self.rules_of = [frozenset(by_factor[f]) for f in self.factors]
         self.db = None
@@ -66,13 +71,17 @@ class RuleIndex:
                        flags=[flags] * len(self.factors))
             self.db = db
             self.scratch = hyperscan.Scratch(db)
-        # whole-pattern filters: one for the rules without a factor (every document), one
-        # for the others (documents where a factor of one of them was found)
-        self.whole = frozenset(i for i, r in enumerate(self.rules) if r.path is None)
+        # whole-pattern filters: the rules without a factor and the detectors (every document,
+        # two databases: one is slower than both), the others (documents where a factor of
+        # one of them was found)
+        self.whole = frozenset(i for i, r in enumerate(self.rules) if r.path is None) | \
+            frozenset(self.detector_id.values())
         self.filters = []
         if self.db is not None:
-            for ids in (self.whole & self.always, self.whole - self.always):
-                db = _whole_patterns([(i, self.rules[i].regex.pattern) for i in sorted(ids)])
+            detectors = frozenset(self.detector_id.values())
+            for ids in (self.whole & self.always - detectors, detectors,
+                        self.whole - self.always):
+                db = _whole_patterns([(i, patterns[i]) for i in sorted(ids)])
                 self.filters.append((ids, db, hyperscan.Scratch(db)))
 
     def candidates(self, data: bytes | memoryview, text: str | None = None,
@@ -121,16 +130,27 @@ class RuleIndex:
             out.append(self.candidates(data[offsets[i]:offsets[i + 1]]))
         return out
 
+    def candidates_of(self, text: str) -> set[int]:
+        """`candidates` of one Python string."""
+        try:
+            return self.candidates(text.encode("utf-8"), text)
+        except UnicodeEncodeError:  # lone surrogates: not UTF-8, no whole-pattern filter
+            return self.candidates(text.encode("utf-8", "surrogatepass"), text, utf8=False)
+
     def find(self, text: str, path: str, candidates: set[int] | None = None,
              ) -> list[tuple[str, int, int]]:
         """Every provider-rule finding of `text`: the candidate rules only."""
         if candidates is None:
-            try:
-                candidates = self.candidates(text.encode("utf-8"), text)
-            except UnicodeEncodeError:  # lone surrogates: not UTF-8, no whole-pattern filter
-                candidates = self.candidates(text.encode("utf-8", "surrogatepass"), text,
-                                             utf8=False)
-        return self._resolve(text, path, sorted(candidates))
+            candidates = self.candidates_of(text)
+        return self._resolve(text, path, sorted(i for i in candidates if i < len(self.rules)))
+
+    def may(self, candidates: set[int], detector: str) -> bool:
+        """Whether the candidate scan left `detector` (a pii.DETECTORS name) to run."""
+        return self.detector_id[detector] in candidates
+
+    def everything(self) -> set[int]:
+        """Every rule and detector: the candidates of the plain reference scan."""
+        return set(range(len(self.rules) + len(self.detector_id)))
 
     def reference(self, text: str, path: str) -> list[tuple[str, int, int]]:
         """The plain per-rule scan: every rule over the whole text."""
@@ -150,7 +170,9 @@ class RuleIndex:
 @cache
 def index() -> RuleIndex:
     """The catalog's index, built once per process (Hyperscan compiles literals in ms)."""
-    return RuleIndex(catalog.rules())
+    from corpus.scrub.pii import DETECTORS
+
+    return RuleIndex(catalog.rules(), DETECTORS)
 
 
 def _cache_dir() -> Path:

@@ -20,21 +20,21 @@ Span = tuple[str, int, int]
 
 EMAIL = re.compile(
     r"(?<![\w.%+:/-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}"
-    r"(?![\w-])")
+    r"(?![\w-])", re.ASCII)
 EXAMPLE_DOMAINS = re.compile(
     r"(?:^|\.)(?:example\.(?:com|net|org|edu)|example|test|invalid|localhost|local)$", re.I)
 IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
-                  r"|[1-9]?\d)){3}(?![\w.]|\.\d)")
+                  r"|[1-9]?\d)){3}(?![\w.]|\.\d)", re.ASCII)
 #: an IPv6 candidate is a whole token of hex digits, colons and dots (not ending in a dot): it
 #: is an address as a whole or not at all, never a prefix of one (`…:b00c::` of `…:b00c::3`)
 IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?<!\.)"
-                  r"(?![\w:]|\.[\w:])")
+                  r"(?![\w:]|\.[\w:])", re.ASCII)
 VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|release)\w*[\"']?\s*[:=]?|\bv|==|>=|<=|~=|!="
                             r"|@)\s*[\"']?\s*$")
 #: scheme://user:PASSWORD@host — the password only (also what detect-secrets' basic auth finds)
 #: the password may hold `#`, `?`, `;` or `:` (people write them unencoded); not `@` or `/`
 CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
-                  r"([^\s/@'\"]{1,128})@[\w.-]+")
+                  r"([^\s/@'\"]{1,128})@[\w.-]+", re.ASCII)
 #: a key block: BEGIN line, a body of base64 / PEM header characters only (newlines, or `\n`
 #: escapes inside a one-line string), END line. Code that merely names the markers (constants
 #: `-----BEGIN … PRIVATE KEY-----` and `-----END …` with code between) is not a key.
@@ -57,6 +57,10 @@ TRUNCATED_BODY = 40
 AT, SCHEME = re.compile("@"), re.compile("://")
 DOTTED_QUAD = re.compile(r"\.\d{1,3}\.\d{1,3}\.")  # the middle of every IPV4 match
 HEX_COLON = re.compile(r":[0-9A-Fa-f:.]")  # in every IPV6 match: the char after its 1st colon
+#: the detectors whose whole patterns go into the compiled candidate scan (engine.py): their
+#: Python searches run only on documents where the scan says they can match. ASCII classes in
+#: both, so the scan's prefilter is a superset of the Python matches.
+DETECTORS = {"EMAIL": EMAIL, "CONN": CONN, "IPV4": IPV4, "IPV6": IPV6}
 PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
                                 r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
                                 r"|username|your[_-]?\w*|my[_-]?\w*|tiger)$", re.I)
@@ -99,14 +103,16 @@ def _ipv6_shaped(value: str) -> bool:
                               and any(c.isalpha() for c in value))
 
 
-def ips(text: str, private: bool = False) -> Iterator[Span]:
-    """Public IPv4/IPv6 addresses (all valid ones with private=True), not versions."""
-    for m in finditer_lines(IPV4, DOTTED_QUAD, text):
+def ips(text: str, private: bool = False, v4: bool = True, v6: bool = True,
+        ) -> Iterator[Span]:
+    """Public IPv4/IPv6 addresses (all valid ones with private=True), not versions; v4/v6
+    False when a scan showed their pattern cannot match."""
+    for m in finditer_lines(IPV4, DOTTED_QUAD, text) if v4 else ():
         if VERSION_BEFORE.search(text[max(0, m.start() - 24):m.start()]):
             continue
         if private or _public(m.group(0)):
             yield ("IP_ADDRESS", m.start(), m.end())
-    for m in finditer_lines(IPV6, HEX_COLON, text):
+    for m in finditer_lines(IPV6, HEX_COLON, text) if v6 else ():
         value = m.group(0)
         if not _ipv6_shaped(value):
             continue  # times (12:30:45), ratios and slices (`x[1::2]`) are not addresses

@@ -49,17 +49,23 @@ def kinds_of(text: str) -> list[str]:
 
 def find(text: str, filename: str, opts: ScrubOptions,
          candidates: set[int] | None = None) -> list[Span]:
-    """Every finding of one document; `candidates`: the provider rules that may match it
-    (engine.RuleIndex.partition, one pass over a partition), found here when None."""
-    spans: list[Span] = [*pii.private_keys(text), *pii.connection_passwords(text),
-                         *engine.index().find(text, filename, candidates),
+    """Every finding of one document; `candidates`: the rules and detectors that may match it
+    (engine.RuleIndex.partition, one pass over a partition), found here when None;
+    `index.everything()` runs them all (the reference scan)."""
+    index = engine.index()
+    if candidates is None:
+        candidates = index.candidates_of(text)
+    spans: list[Span] = [*pii.private_keys(text), *index.find(text, filename, candidates),
                          *assignments.find(text, filename)]
+    if index.may(candidates, "CONN"):
+        spans += pii.connection_passwords(text)
     if opts.high_entropy:
         spans += sec.entropy_secrets(text, filename)
-    if opts.emails:
+    if opts.emails and index.may(candidates, "EMAIL"):
         spans += pii.emails(text)
     if opts.ips:
-        spans += pii.ips(text, opts.private_ips)
+        spans += pii.ips(text, opts.private_ips, index.may(candidates, "IPV4"),
+                         index.may(candidates, "IPV6"))
     return spans
 
 

@@ -24,6 +24,54 @@ from corpus.stage import MapJob, removed_rows, write_documents
 STAGE = "scrub"
 
 
+def scrub_table(table: pa.Table, opts: ScrubOptions) -> tuple[pa.Table, pa.Table]:
+    """(kept, removed) of one batch: the candidates of the provider rules from one compiled
+    pass over its content buffer, then each document redacted."""
+    column = table.column("content")
+    candidates = engine.index().partition(column)
+    contents = column.to_pylist()
+    paths = table.column("path").to_pylist()
+    out: list[str | None] = []
+    found: list[str] = []
+    keep: list[bool] = []
+    reasons: list[str] = []
+    drop_kinds = set(opts.drop_files_with)
+    for text, path, cands in zip(contents, paths, candidates, strict=True):
+        if text is None:
+            out.append(None)
+            found.append("{}")
+            keep.append(True)
+            continue
+        try:
+            scrubbed, counts = redact(text, path or "", opts, cands)
+        except Exception as e:  # a detector error: drop, never pass the text on unscrubbed
+            keep.append(False)
+            reasons.append(f"scrub-error {type(e).__name__}")
+            out.append(None)
+            found.append("{}")
+            continue
+        hit = sorted(drop_kinds & set(counts))
+        if hit:
+            keep.append(False)
+            reasons.append(f"contains-secret {','.join(hit)}")
+        else:
+            keep.append(True)
+        out.append(scrubbed)
+        found.append(json.dumps(dict(sorted(counts.items()))))
+    mask = pa.array(keep, pa.bool_())  # typed: an empty list alone is a null array
+    idx = table.schema.get_field_index("content")
+    scrubbed_table = table.set_column(idx, "content", pa.array(out, pa.large_string()))
+    secrets = pa.array(found, pa.large_string())
+    if "secrets" in scrubbed_table.column_names:  # scrubbing a scrubbed dataset again
+        scrubbed_table = scrubbed_table.set_column(
+            scrubbed_table.schema.get_field_index("secrets"), "secrets", secrets)
+    else:
+        scrubbed_table = scrubbed_table.append_column("secrets", secrets)
+    kept = scrubbed_table.filter(mask)
+    removed = removed_rows(table.filter(pa.compute.invert(mask)), STAGE, reasons)
+    return kept, removed
+
+
 class ScrubJob(MapJob):
     stage = STAGE
     requires = (schema.Column("content", schema.STRING), schema.Column("path", schema.STRING))
@@ -33,49 +81,7 @@ class ScrubJob(MapJob):
         self.opts = opts
 
     def map(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
-        column = table.column("content")
-        candidates = engine.index().partition(column)
-        contents = column.to_pylist()
-        paths = table.column("path").to_pylist()
-        out: list[str | None] = []
-        found: list[str] = []
-        keep: list[bool] = []
-        reasons: list[str] = []
-        drop_kinds = set(self.opts.drop_files_with)
-        for text, path, cands in zip(contents, paths, candidates, strict=True):
-            if text is None:
-                out.append(None)
-                found.append("{}")
-                keep.append(True)
-                continue
-            try:
-                scrubbed, counts = redact(text, path or "", self.opts, cands)
-            except Exception as e:  # a detector error: drop, never pass the text on unscrubbed
-                keep.append(False)
-                reasons.append(f"scrub-error {type(e).__name__}")
-                out.append(None)
-                found.append("{}")
-                continue
-            hit = sorted(drop_kinds & set(counts))
-            if hit:
-                keep.append(False)
-                reasons.append(f"contains-secret {','.join(hit)}")
-            else:
-                keep.append(True)
-            out.append(scrubbed)
-            found.append(json.dumps(dict(sorted(counts.items()))))
-        mask = pa.array(keep, pa.bool_())  # typed: an empty list alone is a null array
-        idx = table.schema.get_field_index("content")
-        scrubbed_table = table.set_column(idx, "content", pa.array(out, pa.large_string()))
-        secrets = pa.array(found, pa.large_string())
-        if "secrets" in scrubbed_table.column_names:  # scrubbing a scrubbed dataset again
-            scrubbed_table = scrubbed_table.set_column(
-                scrubbed_table.schema.get_field_index("secrets"), "secrets", secrets)
-        else:
-            scrubbed_table = scrubbed_table.append_column("secrets", secrets)
-        kept = scrubbed_table.filter(mask)
-        removed = removed_rows(table.filter(pa.compute.invert(mask)), STAGE, reasons)
-        return kept, removed
+        return scrub_table(table, self.opts)
 
     def run_partition(self, key: str) -> dict[str, Any]:
         table = self.input.read_parquet(self.input.part_file(key))
