@@ -170,18 +170,29 @@ def licenses(input_dir: str, out_dir: str, overwrite: bool, engine: Any, **given
 @click.argument("out_dir", metavar="OUT")
 @options_from(ScrubOptions, split=("drop_files_with",), metavars={"drop_files_with": "KIND,…"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--report", is_flag=True, help="Then show per kind its count and a few scrubbed "
+              "examples in context (values masked); on a finished OUT, only that.")
 @engine_options
-def scrub(input_dir: str, out_dir: str, overwrite: bool, engine: Any, **given: Any) -> None:
+def scrub(input_dir: str, out_dir: str, overwrite: bool, report: bool, engine: Any,
+          **given: Any) -> None:
     """Replace secrets and PII with typed placeholders (<AWS_ACCESS_KEY>, <EMAIL>, …) and
     count them per kind in a `secrets` column; found values are never written anywhere."""
     from corpus.io import DatasetDir
+    from corpus.scrub import report as scrub_report
     from corpus.scrub.stage import ScrubJob
+
+    done = DatasetDir(out_dir).complete_manifest() if report and not overwrite else None
+    if done is not None and done.get("stage") == "scrub":
+        scrub_report.render(done, out)
+        return
 
     if given.get("drop_files_with"):  # kinds as people type them: private_key
         given["drop_files_with"] = tuple(v.upper() for v in given["drop_files_with"])
     opts = _options("scrub", ScrubOptions, given, "corpus scrub", ("drop_files_with",))
     engine.run(ScrubJob(DatasetDir(input_dir), DatasetDir(out_dir), opts), overwrite=overwrite)
     _print_stats(out_dir)
+    if report:
+        scrub_report.render(DatasetDir(out_dir).complete_manifest() or {}, out)
 
 
 @cli.command()

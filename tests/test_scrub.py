@@ -84,7 +84,8 @@ def test_clean_real_files_are_left_alone(real):
 
 
 @pytest.mark.parametrize("text, kept", [
-    ("version = '1.2.3.4'", True), ('ip = "10.0.0.1"', True), ("see 192.0.2.15", True),
+    ("version = '1.2.3.4'", True), ('__version__ = "3.5.0.1"', True), ('ip = "10.0.0.1"', True),
+    ("see 192.0.2.15", True),
     ('user = "ops@example.com"', True), ('h = "d41d8cd98f00b204e9800998ecf8427e"', True),
     ('u = "123e4567-e89b-12d3-a456-426614174000"', True),
     ("password = os.environ['DB_PASSWORD']", True), ('ip = "8.8.8.8"', False),
@@ -115,8 +116,19 @@ def test_strings_stay_strings_and_same_value_same_placeholder():
 def test_drop_files_with_and_errors_are_dropped(real, planted, tmp_path, monkeypatch):
     src, values = planted
     r = run_cli("scrub", str(src), str(tmp_path / "o"), "--drop-files-with", "PRIVATE_KEY",
-                "--workers", "1")
+                "--workers", "1", "--report")
     assert r.returncode == 0, r.stderr
+    # the report: every kind found, with examples in context, and not one planted value
+    again = run_cli("scrub", str(src), str(tmp_path / "o"), "--report")  # finished: only that
+    assert again.returncode == 0, again.stderr
+    for shown in (r.stdout, again.stdout):
+        for kind in {GENERATORS[k][0] for k in KINDS} - {"PRIVATE_KEY"}:
+            assert f"<{kind}>" in shown, kind
+        assert all(v not in shown for vs in values.values() for v in vs)
+        assert "chars]" in shown and ".py:" in shown
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert set(manifest["secret_examples"]) == set(manifest["secrets"])
+    assert all(1 <= len(e) <= 3 for e in manifest["secret_examples"].values())
     removed = pq.read_table(tmp_path / "o" / "removed").to_pylist()
     assert len(removed) == len(values["private_key"])
     assert {x["reason"] for x in removed} == {"contains-secret PRIVATE_KEY"}
@@ -128,7 +140,7 @@ def test_drop_files_with_and_errors_are_dropped(real, planted, tmp_path, monkeyp
     def boom(text, filename, opts, candidates=None):
         raise ValueError(text[:50])
 
-    monkeypatch.setattr(st, "redact", boom)
+    monkeypatch.setattr(st, "redact_placed", boom)
     job = ScrubJob(DatasetDir(str(real)), DatasetDir(str(tmp_path / "x")), ScrubOptions())
     t = pq.read_table(sorted(real.glob("data/part-*.parquet"))[0])
     kept, dropped = job.map(t)

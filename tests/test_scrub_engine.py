@@ -152,9 +152,14 @@ def test_every_kind_in_every_context_in_real_files(python_docs, tmp_path):
                                           "x.py"),
     ("password = os.environ['DB_PASSWORD']", "x.env"), ('password: "${DB_PASSWORD}"', "a.yaml"),
     ("f(token=abc123XYZ)", "x.py"), ("monkey = 'abc123def456'", "x.py"),
+    ('FOOTER_KEY = b"0123456789112345"\nwrong_key = b"fedcba9876543210"', "test_enc.py"),
+    ('"initial": {"key_sha256": "bb1636883c2707b51c5b7fc26c6927af4430f2e0785a8c7bc886337f919f9e"}',
+     "t.py"), ("token = 'token1234'", "test_flight.py"),
+    ("                    // Token: !^fire", "widgets.js"),
+    ('x = \'["key_binary"] = "z\\\\000\\\\037\\\\377"\'', "test_gdb.py"),
 ])
 def test_false_positive_shapes_found_on_real_code(text, path):
-    out, counts = redact(text, path, ScrubOptions())
+    out, _ = redact(text, path, ScrubOptions())
     assert out == text, out
 
 

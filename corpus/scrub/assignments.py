@@ -31,8 +31,8 @@ _KEYWORDS = (r"pass(?:wd|word|phrase)?", "pwd", "secret", "token", "api[_-]?key"
              "access[_-]?key", "private[_-]?key", "auth", "credentials?", "key")
 _KEYWORD = "|".join(_KEYWORDS)
 #: from a keyword: the rest of the name, a closing quote or bracket, an operator
-KEY_OP = re.compile(rf"(?:{_KEYWORD})[\w.$-]*(?P<close>[\"'`]?\]?)[ \t]*"
-                    rf"(?P<op>:=|=>|==|\+=|=|:|,)", re.I | re.A)
+_TAIL = r"[\w.$-]*(?P<close>[\"'`]?\]?)[ \t]*(?P<op>:=|=>|==|\+=|=|:|,)"
+KEY_OP = re.compile(rf"(?:{_KEYWORD}){_TAIL}", re.I | re.A)
 #: every place a keyword starts (a lookahead finds overlapping ones: `apikey` and its `key`)
 _KEYWORD_STARTS = re.compile(rf"(?=(?:{_KEYWORD}))", re.I | re.A)
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.$@-")
@@ -59,7 +59,8 @@ NOT_A_VALUE = {
     "handler", "error", "exception", "message", "msg", "text", "prompt", "help", "title",
     "description", "doc", "index", "idx", "map", "list", "set", "dict", "cls", "spec",
     "schema", "location", "source", "src", "template", "placeholder", "default", "hash",
-    "digest", "salt", "rounds", "iterations", "strength", "rule", "rules", "input",
+    "digest", "sha1", "sha256", "sha512", "md5", "checksum", "crc", "fingerprint", "salt",
+    "rounds", "iterations", "strength", "rule", "rules", "input",
     "form", "widget", "view", "host", "port", "user", "username", "email", "login",
     "class_name", "key", "keys", "value", "values", "pair", "item", "items", "ref", "link",
 }
@@ -75,7 +76,7 @@ _PATH = re.compile(r"[\w./-]*\.[A-Za-z]{1,5}|[a-z_-]+(?:/[a-z_-]+)+")
 _DOTTED = re.compile(r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+")
 _SIGIL_WORD = re.compile(r"[#@$%&*!^~:]?[A-Za-z_]+")
 _COLOR = re.compile(r"#(?:[0-9A-Fa-f]{3,4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})")
-_ESCAPE = re.compile(r"\\(?:U[0-9A-Fa-f]{8}|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[0-7]{1,3}|.)")
+_ESCAPE = re.compile(r"\\+(?:U[0-9A-Fa-f]{8}|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[0-7]{1,3}|.)")
 _PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 _WORDS = re.compile(r"[A-Za-z]+(?:[-_ .][A-Za-z]+)*")
 _TEMPLATE = re.compile(r"^(?:\$|%|\{|<|\[|@|#\{|\*\*\*)|\{\{|\$\{|%\(|%s$|^\w+\(|\)$")
@@ -108,11 +109,32 @@ def credential_like(value: str) -> bool:
         return False  # a path, a file name
     if _DOTTED.fullmatch(value) or _SIGIL_WORD.fullmatch(value):
         return False  # `com.github.app.setting`, `#bygroup`: a name
+    if _counting(value):
+        return False  # `0123456789abcdef`, `fedcba9876543210`: a test's key, not a secret
     if _COLOR.fullmatch(value) or ("\\" in value and len(_ESCAPE.sub("", value)) < 6):
         return False  # a colour (`#ABB2BF`), an escape sequence (`\\U000f0000`)
     letters = any(c.isalpha() for c in value)
     marks = any(not c.isalpha() and c not in "_-." for c in value)  # a digit or a symbol
     return (letters and marks) or (len(value) >= 16 and entropy(value) >= 3.0)
+
+
+def _counting(value: str) -> bool:
+    """Most neighbours one apart (`0123456789112345`, `abcdef0123`): counted, not generated."""
+    steps = sum(abs(ord(b) - ord(a)) == 1 for a, b in pairwise(value))
+    return len(value) >= 12 and steps >= 0.75 * (len(value) - 1)
+
+
+def _mixed(value: str) -> bool:
+    """A bare value in a comment or a doc reads as a credential only with a digit and a letter
+    or with random case (`// Token: !^fire` in a lexer is not one)."""
+    letters = "".join(c for c in value if c.isalpha())
+    return (any(c.isdigit() for c in value) and bool(letters)) or random_case(letters)
+
+
+def _named(value: str, name: str) -> bool:
+    """`token = 'token1234'`: the name's own word and a number, a test's placeholder."""
+    m = re.fullmatch(r"([A-Za-z]+)[_-]?\d{0,6}", value)
+    return m is not None and m.group(1).lower() in name.lower()
 
 
 def _changes(value: str) -> int:
@@ -176,7 +198,8 @@ def find(text: str, path: str) -> Iterator[Span]:
             continue
         v = QUOTED_VALUE.match(text, m.end())
         if v is not None:
-            if secret_name(name) and credential_like(v.group("value")):
+            value = v.group("value")
+            if secret_name(name) and credential_like(value) and not _named(value, name):
                 yield (_kind(name), v.start("value"), v.end("value"))
             continue
         if op not in ("=", ":") or close:
@@ -192,14 +215,16 @@ def find(text: str, path: str) -> Iterator[Span]:
         b = BARE_VALUE.match(text, m.end())
         if b is None or not secret_name(name) or not credential_like(b.group("value")):
             continue
-        if config or head.group("comment") or head.group("export") or \
-                generated(b.group("value")):
+        value = b.group("value")
+        if config or ((head.group("comment") or head.group("export")) and _mixed(value)) or \
+                generated(value):
             yield (_kind(name), b.start("value"), b.end("value"))
 
 
 def keyword_starts(text: str) -> list[int]:
-    """Offsets where a keyword starts, in order: one Hyperscan pass over the text as bytes
-    (non-ASCII characters as `?`, so offsets are characters), or the same from `re`."""
+    """Offsets where a keyword followed by an operator may start, in order (a superset of where
+    KEY_OP matches): one Hyperscan pass over the text as bytes (non-ASCII characters as `?`, so
+    offsets are characters), or every keyword's start from `re`."""
     db = _keyword_db()
     if db is None:
         return [m.start() for m in _KEYWORD_STARTS.finditer(text)]
@@ -217,6 +242,10 @@ def _keyword_db() -> object | None:
         return None
     db = hyperscan.Database()
     flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST
-    db.compile(expressions=[k.encode() for k in _KEYWORDS], ids=list(range(len(_KEYWORDS))),
+    # each keyword with what must follow it (KEY_OP's tail): where KEY_OP can match, whatever
+    # the flags of Hyperscan's engine, the scan reports the keyword's start
+    tail = _TAIL.replace("(?P<close>", "(?:").replace("(?P<op>", "(?:")
+    expressions = [f"(?:{k}){tail}".encode() for k in _KEYWORDS]
+    db.compile(expressions=expressions, ids=list(range(len(_KEYWORDS))),
                elements=len(_KEYWORDS), flags=[flags] * len(_KEYWORDS))
     return db

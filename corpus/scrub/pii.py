@@ -29,8 +29,8 @@ IPV4 = re.compile(r"(?<![\w.])(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]
 #: is an address as a whole or not at all, never a prefix of one (`…:b00c::` of `…:b00c::3`)
 IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?<!\.)"
                   r"(?![\w:]|\.[\w:])", re.ASCII)
-VERSION_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|release)\w*[\"']?\s*[:=]?|\bv|==|>=|<=|~=|!="
-                            r"|@)\s*[\"']?\s*$")
+VERSION_BEFORE = re.compile(r"(?i)(?:(?:\b|_)(?:version|ver|release)\w*[\"']?\s*[:=]?|\bv|==|>="
+                            r"|<=|~=|!=|@)\s*[\"']?\s*$")
 #: scheme://user:PASSWORD@host — the password only (also what detect-secrets' basic auth finds)
 #: the password may hold `#`, `?`, `;` or `:` (people write them unencoded); not `@` or `/`
 CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/?#\[\]@'\"]{1,64}:"
@@ -60,7 +60,12 @@ HEX_COLON = re.compile(r":[0-9A-Fa-f:.]")  # in every IPV6 match: the char after
 #: the detectors whose whole patterns go into the compiled candidate scan (engine.py): their
 #: Python searches run only on documents where the scan says they can match. ASCII classes in
 #: both, so the scan's prefilter is a superset of the Python matches.
-DETECTORS = {"EMAIL": EMAIL, "CONN": CONN, "IPV4": IPV4, "IPV6": IPV6}
+DETECTORS = {"EMAIL": EMAIL, "CONN": CONN, "IPV4": IPV4, "IPV6": re.compile(
+    # not IPV6 but what every match that `_ipv6_shaped` keeps contains: three colons, or two
+    # and a hex letter, or `::1` (slices `x[1::2]` and times do not)
+    r"[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:|[A-Fa-f][0-9A-Fa-f.]*:[0-9A-Fa-f.]*:"
+    r"|:[0-9A-Fa-f.]*[A-Fa-f][0-9A-Fa-f.]*:|:[0-9A-Fa-f.]*:[0-9A-Fa-f.]*[A-Fa-f]|::1",
+    re.ASCII)}
 PLACEHOLDER_VALUES = re.compile(r"^(?:<[\w-]+>|\$\{?\w+\}?|%\(?\w*\)?s|\{\w*\}|\*+|x+|"
                                 r"password|passwd|pass|pwd|pw|secret|token|changeme|user"
                                 r"|username|your[_-]?\w*|my[_-]?\w*|tiger)$", re.I)

@@ -100,14 +100,31 @@ def merge(spans: list[Span]) -> list[Span]:
 
 def redact(text: str, filename: str, opts: ScrubOptions,
            candidates: set[int] | None = None) -> tuple[str, Counter[str]]:
+    out, counts, _ = redact_placed(text, filename, opts, candidates)
+    return out, counts
+
+
+#: (kind, start, end of the placeholder in the output, length of the value it replaced)
+Placed = tuple[str, int, int, int]
+
+
+def redact_placed(text: str, filename: str, opts: ScrubOptions,
+                  candidates: set[int] | None = None,
+                  ) -> tuple[str, Counter[str], list[Placed]]:
+    """`redact`, and where each placeholder went (for the report's examples)."""
     spans = merge(find(text, filename, opts, candidates))
     if not spans:
-        return text, Counter()
-    parts, pos = [], 0
+        return text, Counter(), []
+    parts, pos, size = [], 0, 0
     counts: Counter[str] = Counter()
+    placed: list[Placed] = []
     for kind, a, b in spans:
-        parts += [text[pos:a], f"<{kind}>"]
+        placeholder = f"<{kind}>"
+        size += a - pos
+        parts += [text[pos:a], placeholder]
+        placed.append((kind, size, size + len(placeholder), b - a))
+        size += len(placeholder)
         counts[kind] += 1
         pos = b
     parts.append(text[pos:])
-    return "".join(parts), counts
+    return "".join(parts), counts, placed

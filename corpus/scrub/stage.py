@@ -17,16 +17,19 @@ import pyarrow as pa
 
 from corpus import schema
 from corpus.io import DatasetDir
-from corpus.scrub import engine
-from corpus.scrub.redact import ScrubOptions, redact
+from corpus.scrub import engine, report
+from corpus.scrub.redact import ScrubOptions, redact_placed
 from corpus.stage import MapJob, removed_rows, write_documents
 
 STAGE = "scrub"
 
 
-def scrub_table(table: pa.Table, opts: ScrubOptions) -> tuple[pa.Table, pa.Table]:
+def scrub_table(table: pa.Table, opts: ScrubOptions,
+                examples: dict[str, list[dict[str, Any]]] | None = None,
+                ) -> tuple[pa.Table, pa.Table]:
     """(kept, removed) of one batch: the candidates of the provider rules from one compiled
-    pass over its content buffer, then each document redacted."""
+    pass over its content buffer, then each document redacted; a few examples per kind of
+    the kept documents go into `examples` (report.py)."""
     column = table.column("content")
     candidates = engine.index().partition(column)
     contents = column.to_pylist()
@@ -43,7 +46,7 @@ def scrub_table(table: pa.Table, opts: ScrubOptions) -> tuple[pa.Table, pa.Table
             keep.append(True)
             continue
         try:
-            scrubbed, counts = redact(text, path or "", opts, cands)
+            scrubbed, counts, placed = redact_placed(text, path or "", opts, cands)
         except Exception as e:  # a detector error: drop, never pass the text on unscrubbed
             keep.append(False)
             reasons.append(f"scrub-error {type(e).__name__}")
@@ -56,6 +59,8 @@ def scrub_table(table: pa.Table, opts: ScrubOptions) -> tuple[pa.Table, pa.Table
             reasons.append(f"contains-secret {','.join(hit)}")
         else:
             keep.append(True)
+            if examples is not None and placed:
+                report.collect(examples, scrubbed, path or "", placed)
         out.append(scrubbed)
         found.append(json.dumps(dict(sorted(counts.items()))))
     mask = pa.array(keep, pa.bool_())  # typed: an empty list alone is a null array
@@ -85,9 +90,11 @@ class ScrubJob(MapJob):
 
     def run_partition(self, key: str) -> dict[str, Any]:
         table = self.input.read_parquet(self.input.part_file(key))
-        kept, removed = self.map(table)
+        examples: dict[str, list[dict[str, Any]]] = {}
+        kept, removed = scrub_table(table, self.opts, examples)
         record = write_documents(self.output, key, kept, kept.schema, removed,
                                  rows_in=table.num_rows)
+        record["examples"] = examples
         totals: Counter[str] = Counter()
         for counts in kept.column("secrets").to_pylist():
             totals.update(json.loads(counts))
@@ -95,11 +102,13 @@ class ScrubJob(MapJob):
         return record
 
     def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """Findings per kind over the stage (kept documents), for the manifest."""
+        """Findings per kind over the stage (kept documents) and a few examples of each, for
+        the manifest (`corpus scrub --report` shows them)."""
         totals: Counter[str] = Counter()
         for r in records:
             totals.update(r.get("secrets") or {})
-        return {"secrets": dict(sorted(totals.items()))}
+        return {"secrets": dict(sorted(totals.items())),
+                "secret_examples": report.merge(records)}
 
 
 # --- the stage's declaration (corpus/registry.py) ---------------------------------------------
