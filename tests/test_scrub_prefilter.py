@@ -74,25 +74,3 @@ def test_every_rule_match_contains_one_of_its_factors():
 def test_factor_set(pattern, factors):
     assert prefilter.factor_set(re.compile(pattern)) == (None if factors is None
                                                          else frozenset(factors))
-
-
-@pytest.mark.parametrize(("pattern", "literal"), [
-    (r"(?:\s|^)AKC[a-z]{10,}", "AKC"), (r"(ghp|gho)_[A-Z]{36}", "gh"),
-    (r"x(?:abc)?yz", "yz"), (r"(?i)xox(?:a|b)-\d+", "xox"), (r"a(?i:bcd)e", None),
-    (r"\d{8}:[a-z]{35}", None), (r"https://hooks\.slack\.com/x", "https://hooks.slack.com/x"),
-    (r"(?x) ab  c # comment", "abc"),
-    (r"[ab]+", None), (r"(?:foo|bar)baz", "baz"),
-])
-def test_required_literal(pattern, literal):
-    assert prefilter.required_literal(re.compile(pattern)) == literal
-
-
-def test_case_insensitive_literals_are_exact_on_ascii_only():
-    # `re` folds the long s (U+017F) to s: a non-ASCII text is always scanned
-    regex = re.compile("(?i)pass")
-    text = "pa\u017f\u017f = 1"
-    assert regex.search(text)
-    literal = prefilter.required_literal(regex)
-    assert prefilter.may_match(literal, True, text, prefilter.lower_if_ascii(text))
-    assert not prefilter.may_match(literal, True, "x = 1", prefilter.lower_if_ascii("x = 1"))
-    assert prefilter.may_match(literal, True, "PASS = 1", prefilter.lower_if_ascii("PASS = 1"))

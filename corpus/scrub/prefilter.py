@@ -1,10 +1,10 @@
 """Cheap exact pre-checks that let the scrubber skip regex scans that cannot match.
 
 Python's `re` steps through every position of a text for a pattern that does not start with a
-literal, so thirty-odd detectors over every file cost more than everything else in the stage.
-Two checks, both exact (they never skip a match):
-- a pattern whose every match contains a literal (`AKC`, `-us`, `hooks.slack.com`) is not run
-  on a document without that literal (`required_literal`, read from the parsed pattern);
+literal, so hundreds of rules over every file would cost more than everything else in the
+stage. Two checks, both exact (they never skip a match):
+- a pattern's factors (`factor_set`, read from the parsed pattern): strings one of which every
+  match contains (`akia`, `ghp_`, `npm_`); engine.py looks them up in one compiled scan;
 - a pattern whose matches never span a line, and always contain a short anchor (`@` for an
   email, `://` for a connection string), is run only on the lines where the anchor occurs
   (`finditer_lines`).
@@ -15,67 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-try:  # the parser of `re` (Python 3.11+); without it no literal is found and nothing is skipped
+try:  # the parser of `re` (Python 3.11+); without it no factor is found and nothing is skipped
     from re import _constants as _c
     from re import _parser
 except ImportError:  # pragma: no cover
     _parser = _c = None  # type: ignore[assignment]
-
-
-def _sequence(items: list[tuple[object, object]], ignorecase: bool) -> list[str | None]:
-    """The pattern as a flat sequence: a character for each literal that every match has at
-    that place, None for anything else (which ends a run of literals)."""
-    out: list[str | None] = []
-    for op, av in items:
-        if op is _c.LITERAL:
-            out.append(chr(av))  # type: ignore[call-overload]
-        elif op is _c.SUBPATTERN:
-            _, add, remove, sub = av  # type: ignore[misc]
-            if (add | remove) & re.IGNORECASE and not ignorecase:
-                out.append(None)  # a case-insensitive group inside a case-sensitive pattern
-            else:
-                out += _sequence(list(sub), ignorecase)
-        else:
-            out.append(None)
-    return out
-
-
-def required_literal(regex: re.Pattern[str], min_len: int = 2) -> str | None:
-    """The longest literal every match of `regex` contains, if it has one of min_len or more
-    characters. For a case-insensitive pattern, the literal is lower-cased (see `may_match`)."""
-    if _parser is None:
-        return None
-    try:
-        parsed = _parser.parse(regex.pattern, regex.flags)
-    except Exception:  # an unparsable pattern is simply never skipped
-        return None
-    ignorecase = bool(regex.flags & re.IGNORECASE)
-    best, run = "", ""
-    for ch in [*_sequence(list(parsed), ignorecase), None]:
-        if ch is None:
-            best, run = max(best, run, key=len), ""
-        else:
-            run += ch
-    if len(best) < min_len:
-        return None
-    return best.lower() if ignorecase else best
-
-
-def may_match(literal: str | None, ignorecase: bool, text: str, lower: str | None) -> bool:
-    """False only when a pattern cannot match `text`: its required literal is absent. The
-    literal of a case-insensitive pattern is looked up in the lower-cased text, which is exact
-    for ASCII text only (`re` also folds `ſ` to `s`, `K` to `k`), so non-ASCII text (lower is
-    None) is always scanned."""
-    if literal is None:
-        return True
-    if not ignorecase:
-        return literal in text
-    return lower is None or literal in lower
-
-
-def lower_if_ascii(text: str) -> str | None:
-    """The text lower-cased when it is ASCII (for `may_match`), else None."""
-    return text.lower() if text.isascii() else None
 
 
 def finditer_lines(regex: re.Pattern[str], anchor: re.Pattern[str], text: str,
