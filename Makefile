@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/exact.py
 	$(BIN)/python bench/minhash.py
 	$(BIN)/python bench/scrub.py
+	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/tokenizer.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/train.py

@@ -104,6 +104,29 @@ def python_docs(engine, site_tables, tmp_path_factory) -> Path:
     return out
 
 
+#: packages with C, C++, JavaScript and TypeScript beside their Python
+MULTILANG = ["numpy", "bokeh", "pyarrow", "tornado"]
+
+
+@pytest.fixture(scope="session")
+def multilang(engine, tmp_path_factory) -> list[tuple[str, str]]:
+    """(path, content) of real files of several languages: PolyCoder's query over the
+    GitHub-shaped tables of MULTILANG."""
+    import pyarrow.parquet as pq
+
+    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
+
+    tables = tmp_path_factory.mktemp("ml-tables")
+    out = tmp_path_factory.mktemp("ml-docs")
+    engine.run(GithubTablesJob(GithubTablesOptions(site_packages=True, include=MULTILANG),
+                               DatasetDir(str(tables))))
+    engine.run(ExtractJob(ExtractOptions(str(QUERIES / "github_multilang.sql"),
+                                         str(tables)), DatasetDir(str(out))))
+    t = pq.read_table(sorted(out.glob("data/part-*.parquet")), columns=["path", "content"])
+    return [(p, c) for p, c in zip(t.column("path").to_pylist(),
+                                   t.column("content").to_pylist(), strict=True) if c]
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300,
             ) -> subprocess.CompletedProcess[str]:
     """The `corpus` command as a user runs it, in a subprocess."""

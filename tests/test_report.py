@@ -145,6 +145,26 @@ def test_run_writes_the_report_and_it_matches_the_manifests(run_dir):
     assert "alpha_frac" in samples or "config_or_test" in samples
     assert not re.search(r"[\w.+-]+@[A-Za-z][\w-]*\.[A-Za-z]{2,}\b", samples)  # scrubbed
     assert "No training in this run." in " ".join(page.text["training"])
+    check_timings(out, " ".join(page.text["timings"]))
+
+
+def check_timings(out: Path, shown: str) -> None:
+    """Per stage: the seconds of its manifest, the content bytes of its input, per worker."""
+    from corpus.report.collect import stages_of
+    from corpus.report.timings import timings
+
+    rows = {t["name"]: t for t in timings(stages_of(str(out)))}
+    assert {"raw", "filtered", "scrubbed", "tokens"} <= set(rows)
+    assert abs(sum(t["share"] for t in rows.values()) - 1) < 1e-9
+    for name in ("filtered", "scrubbed", "tokens"):
+        m = json.loads((out / name / "manifest.json").read_text())
+        source = json.loads((out / name / m["input"] / "manifest.json").read_text())
+        t = rows[name]
+        assert t["seconds"] == m["timings"]["run_seconds"] > 0
+        assert t["bytes_read"] == source["content_bytes"] > 0
+        assert t["workers"] == 2
+        assert t["mb_s_core"] == pytest.approx(source["content_bytes"] / t["seconds"] / 2 / 1e6)
+        assert name in shown and f"{t['mb_s_core']:,.3g}" in shown
 
 
 @pytest.mark.slow

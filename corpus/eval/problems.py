@@ -82,3 +82,16 @@ def fingerprint(problems: dict[str, Problem]) -> str:
     for p in problems.values():
         h.update(json.dumps([p.task_id, p.prompt, p.entry_point, p.test]).encode())
     return h.hexdigest()[:16]
+
+
+def first(path: str | None, n: int, out: Path) -> str:
+    """The first `n` problems of a file (HumanEval's 164 by default) written to
+    out/problems.jsonl, for a quick look; its path."""
+    probs = list(load(path).values())[:n]
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "problems.jsonl"
+    target.write_text("".join(json.dumps({"task_id": p.task_id, "prompt": p.prompt,
+                                          "entry_point": p.entry_point, "test": p.test,
+                                          "canonical_solution": p.canonical_solution}) + "\n"
+                              for p in probs))
+    return str(target)

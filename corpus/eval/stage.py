@@ -68,13 +68,7 @@ def _problem_file(opts: EvalOptions, out: Path) -> str | None:
 
     if opts.problems is None:
         return opts.problem_file
-    probs = list(problems.load(opts.problem_file).values())[:opts.problems]
-    path = out / "problems.jsonl"
-    path.write_text("".join(json.dumps({"task_id": p.task_id, "prompt": p.prompt,
-                                        "entry_point": p.entry_point, "test": p.test,
-                                        "canonical_solution": p.canonical_solution}) + "\n"
-                            for p in probs))
-    return str(path)
+    return problems.first(opts.problem_file, opts.problems, out)
 
 
 def run(model: str, out_dir: str, opts: EvalOptions) -> dict[str, Any]:

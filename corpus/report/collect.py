@@ -23,6 +23,7 @@ from corpus import schema
 from corpus.errors import InputError
 from corpus.io import DatasetDir
 from corpus.manifest import resolve_url
+from corpus.report.timings import timings
 
 PIPELINE_RECORD = "pipeline.json"
 HISTOGRAMS = ("line_mean", "line_max", "alpha_frac", "size")
@@ -55,6 +56,7 @@ class Report:
     samples: list[dict[str, Any]]
     training: list[dict[str, Any]]
     evaluation: list[dict[str, Any]] = field(default_factory=list)  # eval stages' eval.json
+    timings: list[dict[str, Any]] = field(default_factory=list)  # report/timings.py
 
 
 def stages_of(run_dir: str) -> list[Stage]:
@@ -246,5 +248,6 @@ def collect(run_dir: str) -> Report:
     return Report(run_dir, stages, funnel(stages), values, thresholds, token_counts(stages),
                   langs, lics, cluster_sizes(stages), secrets(stages), samples(stages),
                   training(stages), [{**s.extra["eval.json"], "stage": s.name}
-                                     for s in stages if "eval.json" in s.extra])
+                                     for s in stages if "eval.json" in s.extra],
+                  timings(stages))
 

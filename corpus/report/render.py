@@ -13,7 +13,7 @@ from corpus.report import plots
 from corpus.report.collect import Report, collect
 from corpus.units import format_bytes
 
-SECTIONS = ("funnel", "reasons", "metrics", "languages", "licenses", "near-duplicates",
+SECTIONS = ("funnel", "timings", "reasons", "metrics", "languages", "licenses", "near-duplicates",
             "secrets", "samples", "training", "evaluation")
 
 CSS = """
@@ -83,6 +83,19 @@ def _funnel(r: Report) -> str:
                                 "cb", "rb", "content (MiB)"), "bytes per stage")) \
         if dataset else ""
     return table + f'<div class="grid">{figs}</div>'
+
+
+def _timings(r: Report) -> str:
+    rows = [[t["name"], t["kind"], "—" if t["seconds"] is None else round(t["seconds"], 1),
+             format_bytes(t["bytes_read"]), t["workers"],
+             "—" if t["mb_s_core"] is None else t["mb_s_core"],
+             "—" if t["share"] is None else f"{t['share']:.0%}"] for t in r.timings]
+    if not rows:
+        return _none("stage timings")
+    return _table(["stage", "kind", "seconds", "read", "workers", "MB/s per core", "share"],
+                  rows, {2, 4, 5, 6}) + \
+        '<p class="muted">Seconds of every run that computed part of the stage (manifests); ' \
+        "MB/s per core: the content bytes the stage read, per second, per worker.</p>"
 
 
 def _reasons(r: Report) -> str:
@@ -231,6 +244,7 @@ def _side_by_side(evaluation: list[dict[str, Any]]) -> str:
 def render(r: Report) -> str:
     body = {
         "funnel": ("Documents and bytes per stage", _funnel(r)),
+        "timings": ("Time per stage", _timings(r)),
         "reasons": ("Removal reasons", _reasons(r)),
         "metrics": ("Filter metrics", _metrics(r)),
         "languages": ("Languages", _counts(r.languages, "language")),

@@ -79,6 +79,8 @@ _COLOR = re.compile(r"#(?:[0-9A-Fa-f]{3,4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})")
 _ESCAPE = re.compile(r"\\+(?:U[0-9A-Fa-f]{8}|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[0-7]{1,3}|.)")
 _PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 _WORDS = re.compile(r"[A-Za-z]+(?:[-_ .][A-Za-z]+)*")
+#: the brackets of special-token markers around a word
+_MARKUP = "[]<>|(){}"
 _TEMPLATE = re.compile(r"^(?:\$|%|\{|<|\[|@|#\{|\*\*\*)|\{\{|\$\{|%\(|%s$|^\w+\(|\)$")
 
 
@@ -105,6 +107,10 @@ def credential_like(value: str) -> bool:
         return True  # `HRSkZaOKFybPQc`: letters, but no word's shape
     if _WORDS.fullmatch(value) or _TEMPLATE.search(value) or "://" in value:
         return False
+    core = value.strip(_MARKUP)
+    if value.endswith(("...", "…")) or (core != value and _WORDS.fullmatch(core)
+                                         and not random_case(core)):
+        return False  # an elided example (`eyJhbGci...`), a marker (`]<]image[>[`, `[CLS]`)
     if (value.count("/") >= 2 and not any(c.isdigit() for c in value)) or _PATH.fullmatch(value):
         return False  # a path, a file name
     if _DOTTED.fullmatch(value) or _SIGIL_WORD.fullmatch(value):

@@ -62,26 +62,24 @@ class RuleIndex:
         self.always = frozenset(always | set(self.detector_id.values()))
         self.factors = sorted(by_factor)
         self.rules_of = [frozenset(by_factor[f]) for f in self.factors]
-        self.db = None
-        if hyperscan is not None and self.factors:
-            db = hyperscan.Database()
-            flags = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
-            db.compile(expressions=[re.escape(f).encode() for f in self.factors],
-                       ids=list(range(len(self.factors))), elements=len(self.factors),
-                       flags=[flags] * len(self.factors))
-            self.db = db
-            self.scratch = hyperscan.Scratch(db)
-        # whole-pattern filters: the rules without a factor and the detectors (every document,
-        # two databases: one is slower than both), the others (documents where a factor of
-        # one of them was found)
+        # whole-pattern filters: the rules without a factor (with the factors, one database),
+        # the detectors (every document) and the others (documents where a factor of one of
+        # them was found)
         self.whole = frozenset(i for i, r in enumerate(self.rules) if r.path is None) | \
             frozenset(self.detector_id.values())
-        self.filters = []
-        if self.db is not None:
-            detectors = frozenset(self.detector_id.values())
-            for ids in (self.whole & self.always - detectors, detectors,
-                        self.whole - self.always):
-                db = _whole_patterns([(i, patterns[i]) for i in sorted(ids)])
+        detectors = frozenset(self.detector_id.values())
+        self.first_ids = self.whole & self.always - detectors
+        self.db = self.literal_db = None
+        self.filters: list[tuple[frozenset[int], object, object]] = []
+        if hyperscan is not None and self.factors:
+            literals = [(FACTOR + k, re.escape(f), LITERAL) for k, f in enumerate(self.factors)]
+            self.literal_db = _compiled(literals)  # for text that is not UTF-8
+            self.literal_scratch = hyperscan.Scratch(self.literal_db)
+            self.db = _compiled(literals + [(i, patterns[i], WHOLE)
+                                            for i in sorted(self.first_ids)])
+            self.scratch = hyperscan.Scratch(self.db)
+            for ids in (detectors, self.whole - self.always):
+                db = _compiled([(i, patterns[i], WHOLE) for i in sorted(ids)])
                 self.filters.append((ids, db, hyperscan.Scratch(db)))
 
     def candidates(self, data: bytes | memoryview, text: str | None = None,
@@ -91,13 +89,21 @@ class RuleIndex:
         found: set[int] = set(self.always)
         if self.db is not None:
             hit: list[int] = []
-            data = bytes(data)
+            # (the memoryview of the Arrow buffer goes to Hyperscan as it is: no copy)
+            if not utf8:  # the whole patterns are UTF-8 patterns: the factors alone
+                self.literal_db.scan(data, match_event_handler=lambda i, *_: hit.append(i),
+                                     scratch=self.literal_scratch)
+                for i in hit:
+                    found |= self.rules_of[i - FACTOR]
+                return found
             self.db.scan(data, match_event_handler=lambda i, *_: hit.append(i),
                          scratch=self.scratch)
+            found -= self.first_ids
             for i in hit:
-                found |= self.rules_of[i]
-            if not utf8:
-                return found
+                if i >= FACTOR:
+                    found |= self.rules_of[i - FACTOR]
+                else:
+                    found.add(i)  # a rule without a factor whose whole pattern may match
             for ids, db, scratch in self.filters:
                 if found & ids:
                     passed: list[int] = []
@@ -179,19 +185,27 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corpus"
 
 
-def _whole_patterns(patterns: list[tuple[int, str]]) -> object | None:
-    """The prefilter database of the rules' whole patterns, from the cache when there."""
-    flags = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+#: ids of the factors in the first pass's database (the rules' ids are below)
+FACTOR = 1 << 20
+if hyperscan is not None:
+    LITERAL = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+    WHOLE = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
              | hyperscan.HS_FLAG_ALLOWEMPTY | hyperscan.HS_FLAG_UTF8)
-    key = hashlib.sha256(repr((hyperscan.__version__, flags, patterns)).encode()).hexdigest()
+
+
+def _compiled(patterns: list[tuple[int, str, int]]) -> object:
+    """A Hyperscan database of (id, pattern, flags), from the cache when there: whole patterns
+    in prefilter mode take seconds to compile."""
+    key = hashlib.sha256(repr((hyperscan.__version__, patterns)).encode()).hexdigest()
     path = _cache_dir() / f"scrub-rules-{key[:24]}.hsdb"
     try:
         return hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
     except (OSError, hyperscan.error):
         pass
     db = hyperscan.Database()
-    db.compile(expressions=[p.encode() for _, p in patterns], ids=[i for i, _ in patterns],
-               elements=len(patterns), flags=[flags] * len(patterns))
+    db.compile(expressions=[p.encode() for _, p, _ in patterns],
+               ids=[i for i, _, _ in patterns], elements=len(patterns),
+               flags=[f for _, _, f in patterns])
     try:  # best effort: a read-only home only costs the compile next time
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:

@@ -53,7 +53,7 @@ def scrub_table(table: pa.Table, opts: ScrubOptions,
             out.append(None)
             found.append("{}")
             continue
-        hit = sorted(drop_kinds & set(counts))
+        hit = sorted(drop_kinds & set(counts)) if drop_kinds and counts else None
         if hit:
             keep.append(False)
             reasons.append(f"contains-secret {','.join(hit)}")
@@ -62,7 +62,7 @@ def scrub_table(table: pa.Table, opts: ScrubOptions,
             if examples is not None and placed:
                 report.collect(examples, scrubbed, path or "", placed)
         out.append(scrubbed)
-        found.append(json.dumps(dict(sorted(counts.items()))))
+        found.append(json.dumps(dict(sorted(counts.items()))) if counts else "{}")
     mask = pa.array(keep, pa.bool_())  # typed: an empty list alone is a null array
     idx = table.schema.get_field_index("content")
     scrubbed_table = table.set_column(idx, "content", pa.array(out, pa.large_string()))

@@ -17,6 +17,7 @@ import json
 import os
 import posixpath
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ EOT = "<|endoftext|>"
 FILE = "tokenizer.json"
 REPORT = "corpus_tokenizer.json"
 BATCH_ROWS = 1024
+#: documents the BPE trains on unless told otherwise (chosen by id hash): the merges of a
+#: code BPE settle within some 10^4 files, and training time grows with the sample, not the
+#: corpus (docs/training.md)
+SAMPLE_DOCS = 20_000
 
 
 @dataclass
@@ -42,7 +47,8 @@ class TokenizerOptions:
     vocab_size: Annotated[int, Field(ge=257, le=2**32, description="Tokens, the 256 bytes "
                                      "and <|endoftext|> among them.")] = 32768
     sample_docs: Annotated[int, Field(ge=1, description="Train on N documents (chosen by a "
-                                      "hash of their id); all if not given.")] | None = None
+                                      "hash of their id): a bounded sample, as CodeParrot's "
+                                      "and the book's tokenizers were.")] | None = SAMPLE_DOCS
     heldout_fraction: Annotated[float, Field(ge=0, lt=1, description="Fraction of documents "
                                              "held back for the chars/token figure.")] = 0.02
     min_frequency: Annotated[int, Field(ge=1, description="Occurrences a pair needs to be "
@@ -163,18 +169,28 @@ def file_hash(path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def fit(texts: Iterator[str], opts: TokenizerOptions) -> tuple[Any, dict[str, int]]:
-    """Train the BPE on these texts; returns it and what it was trained on."""
+def fit(texts: Iterator[str], opts: TokenizerOptions) -> tuple[Any, dict[str, Any]]:
+    """Train the BPE on these texts; returns it and what it was trained on, with the seconds
+    spent reading the texts and training on them (the report shows both)."""
     tok, trainer = build(opts.vocab_size, opts.min_frequency)
-    counted = {"trained_docs": 0, "trained_chars": 0}
+    counted: dict[str, Any] = {"trained_docs": 0, "trained_chars": 0, "read_seconds": 0.0}
 
     def counting() -> Iterator[str]:
-        for t in texts:
+        it = iter(texts)
+        while True:
+            t0 = time.perf_counter()
+            t = next(it, None)
+            counted["read_seconds"] += time.perf_counter() - t0
+            if t is None:
+                return
             counted["trained_docs"] += 1
             counted["trained_chars"] += len(t)
             yield t
 
+    t0 = time.perf_counter()
     tok.train_from_iterator(counting(), trainer=trainer)
+    counted["train_seconds"] = round(time.perf_counter() - t0 - counted["read_seconds"], 3)
+    counted["read_seconds"] = round(counted["read_seconds"], 3)
     return tok, counted
 
 
@@ -233,6 +249,9 @@ def summary(report: dict[str, Any], out_dir: str) -> str:
     line = (f"tokenizer: {report['vocab_size']:,} tokens, trained on {report['trained_docs']:,} "
             f"documents ({report['trained_chars']:,} characters)" + (f" → {out_dir}" if out_dir
                                                                         else ""))
+    if "train_seconds" in report:
+        line += f" in {report['train_seconds']:.1f} s (+ {report['read_seconds']:.1f} s " \
+                "reading)"
     if cpt is not None:
         line += f"\n  {cpt:.2f} characters per token on {report['heldout_docs']:,} held-back " \
                 "documents"

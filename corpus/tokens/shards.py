@@ -21,11 +21,12 @@ each shard really holds. Documents without content are removed with a reason.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -54,13 +55,13 @@ from corpus.splits import (
 from corpus.stage import WORK_DIR, MapJob, reason_counts, removed_rows
 from corpus.steps import GlobalStep, MapStep, Step
 from corpus.tokens import bpe
+from corpus.tokens import encoder as encoding
 from corpus.tokens import format as fmt
 
 STAGE = "shard-tokens"
 TOKENS_DIR = f"{WORK_DIR}/tokens"
 PLAN = f"{WORK_DIR}/plan.json"
 REMOVED_WORK = f"{WORK_DIR}/removed"
-ENCODE_BATCH = 512
 
 
 @dataclass
@@ -76,6 +77,9 @@ class TokenShardOptions(SplitChoice):
     test_fraction: TestFraction | None = None  # None: the preset's (default 0)
     splits: SplitPreset | None = None  # a preset of both fractions (corpus/splits.py)
     valid_from: ValidFrom | None = None  # validation = these repositories (one per line)
+    encoder: Annotated[Literal["auto", "tokenizers"], Field(description=(
+        "auto: tiktoken where it gives the tokenizer's exact ids (else tokenizers); "
+        "tokenizers: always the tokenizers library (the same ids, slower)"))] = "auto"
 
     def check(self) -> None:
         if self.seq_len < 1:
@@ -83,6 +87,14 @@ class TokenShardOptions(SplitChoice):
         self.split_rule()
         if self.shard_bytes < 1:
             raise ConfigError("--shard-size must be positive")
+
+
+@functools.lru_cache(maxsize=4)
+def encoder_of(tokenizer_json: str, dtype: str, choice: str = "auto") -> encoding.Encoder:
+    """The exact fast encoder of a tokenizer, built once per worker process; choice
+    "tiktoken": the job's own build chose it (the workers skip its check)."""
+    return encoding.build(tokenizer_json, fmt.DTYPES[dtype], fast=choice != "tokenizers",
+                          checked=choice == "tiktoken")
 
 
 def shard_key(split: str, index: int) -> str:
@@ -107,6 +119,8 @@ class TokenShardJob(MapJob):
             raise ConfigError(f"tokenizer {self.tokenizer_path} has no {bpe.EOT} token")
         self.vocab_size = tok.get_vocab_size()
         self.dtype = fmt.dtype_for(self.vocab_size)
+        chosen = encoder_of(self.tokenizer_json, self.dtype, opts.encoder)
+        self.encoder, self.fallback_reason = chosen.name, chosen.fallback_reason
         self.row_len = opts.seq_len + 1
         super().__init__(input, output, {
             "format": fmt.FORMAT, "tokenizer_sha256": self.tokenizer_sha256,
@@ -143,35 +157,24 @@ class TokenShardJob(MapJob):
             self.output.write_parquet(rel, rm, rm.schema)
             files.append(rel)
             t = t.filter(pa.array(~empty))
-        from tokenizers import Tokenizer
-
-        tok = bpe.for_documents(Tokenizer.from_str(self.tokenizer_json))
-        # no offsets: a third faster than encode_batch, the same ids (measured on real code)
-        encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
-        texts = t.column("content").to_pylist()
-        lengths = np.zeros(len(texts), np.int64)
-        pieces = []
-        for start in range(0, len(texts), ENCODE_BATCH):
-            enc = encode(texts[start:start + ENCODE_BATCH], add_special_tokens=False)
-            for i, e in enumerate(enc):
-                lengths[start + i] = len(e.ids)
-                pieces.append(np.asarray(e.ids, fmt.DTYPES[self.dtype]))
-        del texts
-        values = np.concatenate(pieces) if pieces else np.zeros(0, fmt.DTYPES[self.dtype])
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        tokens = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
         split = assign(t, self.rule, self.repos)
         order = row_hash(t, ["id", "repo_name", "path"], f"order-{self.opts.seed}")
         sort = np.lexsort((np.arange(t.num_rows), order, split))
+        texts = t.column("content").to_pylist()  # encoded in (split, order) order: no take
+        values, lengths = encoder_of(self.tokenizer_json, self.dtype, self.encoder).encode(
+            [texts[i] for i in sort])
+        del texts
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         work = pa.table({
             "split": pa.array(split[sort]), "order": pa.array(order[sort]),
-            "n_tokens": pa.array(lengths[sort]),
+            "n_tokens": pa.array(lengths),
             "id": t.column("id").take(sort), "repo_name": t.column("repo_name").take(sort),
-            "path": t.column("path").take(sort), "tokens": tokens.take(pa.array(sort)),
+            "path": t.column("path").take(sort),
+            "tokens": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)),
         })
         rel = posixpath.join(TOKENS_DIR, f"{key}.parquet")
         self.output.write_parquet(rel, work, work.schema, row_group_bytes=4 << 20,
-                                  compression="lz4")
+                                  compression="none")  # token ids barely compress
         files.append(rel)
         return {"rows": t.num_rows, "removed": int(empty.sum()), "tokens": int(lengths.sum()),
                 "chars": int(pc.sum(size).as_py() or 0), "files": files}
@@ -239,8 +242,7 @@ class TokenShardJob(MapJob):
         docs = self._read_ranges(plan["ranges"])
         n = docs.column("n_tokens").to_numpy()
         values = pc.list_flatten(docs.column("tokens")).to_numpy()
-        stream = np.full(int(n.sum()) + len(n), self.eos_id, fmt.DTYPES[self.dtype])
-        stream[np.arange(len(values)) + np.repeat(np.arange(len(n)), n)] = values
+        stream = np.insert(values, np.cumsum(n), self.eos_id)  # each document, end-of-text
         off = plan["token_start"] - plan["first_doc_start"]
         rows = np.full(plan["token_end"] - plan["token_start"], self.eos_id, stream.dtype)
         rows[:plan["tokens"]] = stream[off:off + plan["tokens"]]
@@ -320,6 +322,7 @@ class TokenShardJob(MapJob):
             "format": fmt.FORMAT, "seq_len": self.opts.seq_len, "row_len": self.row_len,
             "dtype": self.dtype, "eos_id": self.eos_id, "vocab_size": self.vocab_size,
             "tokenizer_sha256": self.tokenizer_sha256, "tokenizer": bpe.FILE,
+            "encoder": self.encoder, "encoder_fallback": self.fallback_reason,
             "seed": self.opts.seed, "valid_fraction": self.rule.valid_fraction,
             "test_fraction": self.rule.test_fraction, "valid_from": self.rule.valid_from,
             "splits": splits}}
@@ -333,8 +336,11 @@ def describe(manifest: dict[str, Any]) -> str:
              for name, s in t["splits"].items()]
     asked = SplitRule(t.get("valid_fraction", 0.0), t.get("test_fraction", 0.0),
                       t.get("valid_from"))
+    encoded = "" if "encoder" not in t else "; encoded with tiktoken (the tokenizer's exact " \
+        "ids)" if t["encoder"] == "tiktoken" else f"; encoded with tokenizers, the slower " \
+        f"path: {t['encoder_fallback']}"
     return "; ".join(parts + empty_notes(asked, t["splits"])) \
-        + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}"
+        + f"; {t['dtype']}, vocabulary {t['vocab_size']:,}" + encoded
 
 
 # --- the stage's declaration (corpus/registry.py) ---------------------------------------------
