@@ -62,7 +62,8 @@ def side_by_side(out: Path) -> dict[str, Any]:
         r["ours_tokens"] = mb / _ours_tokens(out, work)
         r["datatrove"] = mb / _datatrove(parts, out / "tokenizer" / "tokenizer.json", work)
         report = json.loads((out / "tokenizer" / bpe.REPORT).read_text())
-        r["stage_train_s"] = report.get("train_seconds")
+        manifest = json.loads((out / "tokenizer" / "manifest.json").read_text())
+        r["stage_train_s"] = manifest["tokenizer"]["seconds"]["train"]
         r["direct_train_s"] = _direct_training(out, report)
     return r
 

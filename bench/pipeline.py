@@ -151,6 +151,8 @@ class PeakMemory:
 
         self.root = psutil.Process(pid)
         self.peak: dict[int, tuple[str, int]] = {}
+        #: (time, the largest worker's resident memory then): mapped to stages afterwards
+        self.timeline: list[tuple[float, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
@@ -163,6 +165,7 @@ class PeakMemory:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
+            largest = 0
             for p in procs:
                 try:
                     rss, cmd = p.memory_info().rss, " ".join(p.cmdline()[:4])
@@ -170,6 +173,9 @@ class PeakMemory:
                     continue
                 if rss > self.peak.get(p.pid, ("", 0))[1]:
                     self.peak[p.pid] = (cmd, rss)
+                if "spawn_main" in cmd:
+                    largest = max(largest, rss)
+            self.timeline.append((time.time(), largest))
 
     def result(self) -> dict[str, float]:
         self.stop.set()
@@ -178,6 +184,20 @@ class PeakMemory:
                    if pid != self.root.pid and "spawn_main" in cmd]
         return {"main_mb": self.peak.get(self.root.pid, ("", 0))[1] / 2**20,
                 "worker_mb": max(workers, default=0) / 2**20, "processes": len(workers)}
+
+
+def stage_peak(timeline: list[tuple[float, int]], manifest: dict) -> float | None:
+    """The largest worker's peak resident memory (MiB) while the stage's last run ran (its
+    manifest's start and finish, to the second)."""
+    from datetime import datetime
+
+    run = (manifest.get("runs") or [{}])[-1]
+    if not run.get("started") or not run.get("finished"):
+        return None
+    a = datetime.fromisoformat(run["started"]).timestamp() - 0.5
+    b = datetime.fromisoformat(run["finished"]).timestamp() + 1.0
+    seen = [rss for t, rss in timeline if a <= t <= b]
+    return max(seen) / 2**20 if seen else None
 
 
 def run_scale(include: list[str], work: Path, workers: int) -> dict:
@@ -196,7 +216,10 @@ def run_scale(include: list[str], work: Path, workers: int) -> dict:
     from corpus.report.collect import stages_of
     from corpus.report.timings import timings
 
-    rows = timings(stages_of(str(work / "out")))
+    stages = stages_of(str(work / "out"))
+    rows = timings(stages)
+    for row, stage in zip(rows, [s for s in stages if s.manifest], strict=True):
+        row["worker_mb"] = stage_peak(mem.timeline, stage.manifest)
     raw = json.loads((work / "out" / "raw" / "manifest.json").read_text())
     return {"seconds": seconds, "rows": rows, "peak": peak, "packages": len(include),
             "content_mb": raw["content_bytes"] / 1e6, "documents": raw["rows"],
@@ -210,11 +233,12 @@ def print_scale(scale: int, r: dict, workers: int) -> None:
           f"memory per worker {r['peak']['worker_mb']:.0f} MiB, main process "
           f"{r['peak']['main_mb']:.0f} MiB")
     print(f"  {'stage':<11}{'kind':<15}{'seconds':>9}{'read MB':>10}{'MB/s/core':>11}"
-          f"{'share':>8}")
+          f"{'share':>8}{'worker MiB':>12}")
     for t in r["rows"]:
         rate = "" if t["mb_s_core"] is None else f"{t['mb_s_core']:.2f}"
+        mem = "" if t.get("worker_mb") is None else f"{t['worker_mb']:.0f}"
         print(f"  {t['name']:<11}{t['kind']:<15}{t['seconds'] or 0:>9.2f}"
-              f"{t['bytes_read'] / 1e6:>10.1f}{rate:>11}{(t['share'] or 0):>8.0%}")
+              f"{t['bytes_read'] / 1e6:>10.1f}{rate:>11}{(t['share'] or 0):>8.0%}{mem:>12}")
 
 
 def main() -> None:

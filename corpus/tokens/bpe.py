@@ -249,8 +249,8 @@ def summary(report: dict[str, Any], out_dir: str) -> str:
     line = (f"tokenizer: {report['vocab_size']:,} tokens, trained on {report['trained_docs']:,} "
             f"documents ({report['trained_chars']:,} characters)" + (f" → {out_dir}" if out_dir
                                                                         else ""))
-    if "train_seconds" in report:
-        line += f" in {report['train_seconds']:.1f} s (+ {report['read_seconds']:.1f} s " \
+    if report.get("seconds"):  # the manifest's record (not the report file: no times there)
+        line += f" in {report['seconds']['train']:.1f} s (+ {report['seconds']['read']:.1f} s " \
                 "reading)"
     if cpt is not None:
         line += f"\n  {cpt:.2f} characters per token on {report['heldout_docs']:,} held-back " \

@@ -49,11 +49,14 @@ def scan_partition(d: DatasetDir, key: str, held_cut: np.uint64, sized: bool,
 
 
 def train_folder(d: DatasetDir, keys: list[str], opts: bpe.TokenizerOptions,
-                 cut: np.uint64, compare: str | None = None) -> dict[str, bytes]:
+                 cut: np.uint64, compare: str | None = None,
+                 ) -> tuple[dict[str, bytes], dict[str, float]]:
     """The tokenizer folder's files (name -> bytes, in writing order) for the documents of `d`
-    sampled below `cut`."""
+    sampled below `cut`, and the seconds it trained and read (kept out of the files: the same
+    input gives the same bytes)."""
     texts, heldout = bpe.split_texts(d, opts, cut)
     tok, counted = bpe.fit(texts, opts)
+    seconds = {"train": counted.pop("train_seconds"), "read": counted.pop("read_seconds")}
     if counted["trained_docs"] == 0:
         raise InputError(f"{d.url} holds no documents with content to train on")
     report: dict[str, Any] = {
@@ -62,7 +65,7 @@ def train_folder(d: DatasetDir, keys: list[str], opts: bpe.TokenizerOptions,
     if compare:
         report["compare"] = {"tokenizer": compare,
                              "chars_per_token": bpe.chars_per_token(bpe.load(compare), heldout)}
-    return bpe.folder_files(tok, opts, report)
+    return bpe.folder_files(tok, opts, report), seconds
 
 
 class TokenizerJob(MapJob):
@@ -99,10 +102,10 @@ class TokenizerJob(MapJob):
                   .column("hash").to_numpy() for k in self.keys]
         cut = bpe.sample_cut(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
                              self.opts.sample_docs)
-        files = train_folder(self.input, self.keys, self.opts, cut, self.compare)
+        files, seconds = train_folder(self.input, self.keys, self.opts, cut, self.compare)
         for name, data in files.items():
             self.output._atomic(name, lambda f, data=data: f.write(data))
-        return {"tokenizer": json.loads(files[bpe.REPORT])}
+        return {"tokenizer": {**json.loads(files[bpe.REPORT]), "seconds": seconds}}
 
 
 def train(input_url: str, out_url: str, opts: bpe.TokenizerOptions,
