@@ -241,11 +241,15 @@ class TokenShardJob(MapJob):
         plan = next(s for s in self.output.read_json(PLAN)["shards"] if s["key"] == key)
         docs = self._read_ranges(plan["ranges"])
         n = docs.column("n_tokens").to_numpy()
-        values = pc.list_flatten(docs.column("tokens")).to_numpy()
-        stream = np.insert(values, np.cumsum(n), self.eos_id)  # each document, end-of-text
+        stream = np.insert(pc.list_flatten(docs.column("tokens")).to_numpy(), np.cumsum(n),
+                           self.eos_id)  # each document, then end-of-text
+        docs = docs.drop_columns(["tokens"])  # the shard's tokens are in `stream` now
         off = plan["token_start"] - plan["first_doc_start"]
-        rows = np.full(plan["token_end"] - plan["token_start"], self.eos_id, stream.dtype)
-        rows[:plan["tokens"]] = stream[off:off + plan["tokens"]]
+        rows = stream[off:off + plan["tokens"]]
+        if len(rows) < plan["token_end"] - plan["token_start"]:  # the split's padded last row
+            rows = np.concatenate([rows, np.full(plan["token_end"] - plan["token_start"]
+                                                 - len(rows), self.eos_id, stream.dtype)])
+        del stream
         meta = {"format": fmt.FORMAT, "seq_len": str(self.opts.seq_len),
                 "eos_id": str(self.eos_id), "dtype": self.dtype,
                 "tokenizer_sha256": self.tokenizer_sha256, "split": plan["split"]}
