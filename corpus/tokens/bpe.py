@@ -171,7 +171,7 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 
 def fit(texts: Iterator[str], opts: TokenizerOptions) -> tuple[Any, dict[str, Any]]:
     """Train the BPE on these texts; returns it and what it was trained on, with the seconds
-    spent reading the texts and training on them (the report shows both)."""
+    spent reading the texts and training on them (the stage's manifest keeps both)."""
     tok, trainer = build(opts.vocab_size, opts.min_frequency)
     counted: dict[str, Any] = {"trained_docs": 0, "trained_chars": 0, "read_seconds": 0.0}
 

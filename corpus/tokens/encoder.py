@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from corpus.tokens import bpe
+
 #: GPT-2's split rule (`tokenizers`' ByteLevel with use_regex, tiktoken's r50k), as tiktoken
 #: spells it
 GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -153,8 +155,7 @@ def build(tokenizer_json: str, dtype: Any = np.uint32, fast: bool = True,
     from tokenizers import Tokenizer
 
     spec = json.loads(tokenizer_json)
-    tok = Tokenizer.from_str(tokenizer_json)
-    tok.encode_special_tokens = True
+    tok = bpe.for_documents(Tokenizer.from_str(tokenizer_json))
     exact = exact_spec(spec) if fast else "asked for (--encoder tokenizers)"
     if not isinstance(exact, str) and not checked:
         exact = _rebuilt(tok, exact[0], bool(spec["model"].get("ignore_merges"))) or exact
