@@ -28,7 +28,7 @@ def tokenizer() -> None:
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
 @options_from(TokenizerOptions, rename={"heldout_fraction": "heldout"},
-              metavars={"sample_docs": "N", "heldout_fraction": "F"})
+              metavars={"sample_docs": "N", "sample_bytes": "SIZE", "heldout_fraction": "F"})
 @click.option("--compare", default=None, metavar="TOKENIZER",
               help="Another tokenizer (folder or tokenizer.json) to report on the same "
               "held-back documents, e.g. one trained on general text.")

@@ -81,6 +81,18 @@ def _with(tok_json: str, **changes: object) -> str:
     return json.dumps(spec)
 
 
+def _unmade(spec: dict) -> str:
+    """Merges in order, each making a new token, yet "abc" (made by a + bc) is not what the
+    merges make of its bytes: "a b" comes first, so they give ab + c."""
+    eot = spec["added_tokens"][0]["content"]
+    alphabet = sorted(t for t, i in spec["model"]["vocab"].items() if len(t) == 1)
+    vocab = {eot: 0, **{c: i + 1 for i, c in enumerate(alphabet)}}
+    vocab.update({"ab": len(vocab), "bc": len(vocab) + 1, "abc": len(vocab) + 2})
+    model = {**spec["model"], "vocab": vocab, "merges": ["a b", "b c", "a bc"]}
+    added = [{**spec["added_tokens"][0], "id": 0}]
+    return json.dumps({**spec, "model": model, "added_tokens": added})
+
+
 def test_tokenizers_that_cannot_be_converted_take_the_fallback(code_tokenizer):
     spec = json.loads(code_tokenizer)
     merges = spec["model"]["merges"]
@@ -93,11 +105,14 @@ def test_tokenizers_that_cannot_be_converted_take_the_fallback(code_tokenizer):
             "rstrip": False, "normalized": False, "special": False}]),
         "merge order": _with(code_tokenizer, model=swapped),
         "dropout": _with(code_tokenizer, model={**spec["model"], "dropout": 0.1}),
+        "a token its merges do not make": _unmade(spec),
     }
     texts = [EDGE_TEXTS[0], EDGE_TEXTS[2], "import os\nprint(os.sep)\n"]
     for what, tok_json in cases.items():
         e = encoder.build(tok_json)
         assert e.name == "tokenizers" and e.fallback_reason, what
+        if what.startswith("a token"):
+            assert e.fallback_reason.startswith("the merges split token"), e.fallback_reason
         if what != "dropout":  # dropout is random: no reference to compare with
             assert _split(*e.encode(texts)) == _reference(tok_json, texts), what
 

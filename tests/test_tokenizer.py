@@ -84,3 +84,32 @@ def test_bad_options_and_inputs(tmp_path, python_docs):
     r = run_cli("shard", str(python_docs), str(tmp_path / "t"), "--format", "tokens",
                 "--tokenizer", str(tmp_path / "nope"))
     assert r.returncode == 1 and "no tokenizer at" in r.stderr
+
+
+@pytest.mark.parametrize("sample_docs,sample_bytes", [(None, 200_000), (40, 200_000),
+                                                      (10_000, 1), (None, None)])
+def test_sample_is_bounded_by_documents_and_bytes(python_docs, sample_docs, sample_bytes):
+    """The sample is the documents in id-hash order, up to N of them and until the byte bound
+    is reached (that document included): checked against a plain Python walk."""
+    from corpus.keys import row_hash
+
+    opts = bpe.TokenizerOptions(vocab_size=300, sample_docs=sample_docs,
+                                sample_bytes=sample_bytes)
+    texts, _ = bpe.split_texts(DatasetDir(str(python_docs)), opts)
+    trained = list(texts)
+    t = pq.read_table(sorted(python_docs.glob("data/part-*.parquet")))
+    hashes = row_hash(t, ["id", "repo_name", "path"], "tok")
+    held_cut = int(bpe.heldout_cut(opts))
+    walk = sorted((int(h), c) for h, c in zip(hashes, t.column("content").to_pylist(), strict=True)
+                  if c and int(h) >= held_cut)
+    expected, seen = [], 0
+    for _, c in walk:
+        if (sample_docs is not None and len(expected) == sample_docs) or \
+                (sample_bytes is not None and seen >= sample_bytes):
+            break
+        expected.append(c)
+        seen += len(c.encode())
+    assert sorted(trained) == sorted(expected)
+    assert 0 < len(trained) < len(walk) or (sample_docs is None and sample_bytes is None)
+    with pytest.raises(ConfigError, match="sample-bytes"):
+        bpe.TokenizerOptions(sample_bytes=0).check()

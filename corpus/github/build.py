@@ -12,7 +12,7 @@ import dataclasses
 import os
 import posixpath
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
@@ -35,6 +35,10 @@ CHUNKS = "_chunks"
 #: Small row groups, sorted by id: a query over an id range (one extract partition) reads only
 #: the groups whose min/max overlap it.
 TABLE_ROW_GROUP_BYTES = 4 * 1024 * 1024
+#: DuckDB's memory while merging the chunks (past it, the sort spills to disk; its default, 80 %
+#: of RAM, is no bound on a shared worker), and contents rows per batch written
+MERGE_MEMORY = "256MB"
+MERGE_BATCH_ROWS = 1024
 BLOBS = (schema.Column("id", schema.STRING), schema.Column("size", schema.INT64),
          schema.Column("content", schema.STRING), schema.Column("binary", schema.BOOL))
 
@@ -200,26 +204,23 @@ class GithubTablesJob(Job):
     def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Merge the chunks into the three tables (runs on a worker)."""
         out = self.output
-        con = duck.connect()
+        con = duck.connect(memory_limit=MERGE_MEMORY)
         chunk = {kind: [f"{out.url.rstrip('/')}/{CHUNKS}/{kind}/{r['key']}.parquet"
                         for r in records] for kind in ("files", "blobs", "licenses")}
         scan = {k: duck.parquet_scan(con, v) for k, v in chunk.items()}
-        queries = {
-            "files": f"SELECT * FROM {scan['files']} ORDER BY repo_name, path",
-            "contents": f"""
-                WITH counts AS (SELECT id, count(*) AS copies FROM {scan['files']} GROUP BY id),
-                     blobs AS (SELECT DISTINCT ON (id) id, size, content, "binary"
-                               FROM {scan['blobs']} ORDER BY id)
-                SELECT b.id, b.size, b.content, b."binary", c.copies
-                FROM blobs b JOIN counts c USING (id) ORDER BY b.id""",
-            "licenses": f"SELECT * FROM {scan['licenses']} ORDER BY repo_name",
+        readers = {  # each query runs when its table is written (one result at a time)
+            "files": lambda: con.execute(f"SELECT * FROM {scan['files']} ORDER BY repo_name, "
+                                         "path").to_arrow_reader(8192),
+            "contents": lambda: _contents(con, scan["files"], scan["blobs"]),
+            "licenses": lambda: con.execute(f"SELECT * FROM {scan['licenses']} ORDER BY "
+                                            "repo_name").to_arrow_reader(8192),
         }
         tables = {}
-        for name, sql in queries.items():
+        for name, batches in readers.items():
             columns = schema.GITHUB_TABLES[name]
             counter = DocumentStats()
-            reader = counter.watch(con.execute(sql).to_arrow_reader(8192))
-            nbytes = out.write_parquet(f"{name}.parquet", reader, schema.arrow_schema(columns),
+            nbytes = out.write_parquet(f"{name}.parquet", counter.watch(batches()),
+                                       schema.arrow_schema(columns),
                                        row_group_bytes=TABLE_ROW_GROUP_BYTES)
             tables[name] = {"rows": counter.rows, "bytes": nbytes}
         con.close()
@@ -227,6 +228,33 @@ class GithubTablesJob(Job):
         unlicensed = sorted(n for r in records for n in r.get("unlicensed", []))
         return {"tables": tables, "repos": sum(len(r.get("repos", [])) for r in records),
                 "unlicensed_repos": unlicensed, "notes": merge_counts(records, "notes")}
+
+
+def _contents(con: Any, files: str, blobs: str) -> Iterator[pa.RecordBatch]:
+    """The distinct blobs in id order, each with the number of files that hold it. DuckDB only
+    sorts (spilling past MERGE_MEMORY: a sort streams where DISTINCT ON or a join over the
+    contents would hold them); a blob held by several chunks comes once per chunk, with the
+    same bytes (its id is their hash), and the repeats are dropped here. The counts are read in
+    the same id order, so the k-th distinct blob is the k-th count."""
+    counts = con.execute(f"SELECT id, count(*) AS copies FROM {files} GROUP BY id ORDER BY id"
+                         ).fetch_arrow_table()
+    ids, copies = counts.column("id").combine_chunks(), counts.column("copies")
+    last: str | None = None
+    pos = 0
+    for b in con.execute(f'SELECT id, size, content, "binary" FROM {blobs} ORDER BY id'
+                         ).to_arrow_reader(MERGE_BATCH_ROWS):
+        got = b.column("id").to_pylist()
+        keep = [i for i, x in enumerate(got) if x != (got[i - 1] if i else last)]
+        if not keep:
+            continue
+        last = got[-1]
+        b = b.take(pa.array(keep))
+        if not b.column("id").equals(ids.slice(pos, b.num_rows)):
+            raise AssertionError("github-tables: the blobs and the files' ids disagree")
+        yield b.append_column("copies", copies.slice(pos, b.num_rows).combine_chunks())
+        pos += b.num_rows
+    if pos != len(ids):
+        raise AssertionError(f"github-tables: {len(ids) - pos} files have no blob")
 
 
 def _read(path: str) -> tuple[Blob | None, str | None]:

@@ -123,17 +123,24 @@ def _merges_in_order(model: dict[str, Any], ranks: dict[bytes, int]) -> str | No
     return None
 
 
-def _rebuilt(tok: Any, ranks: dict[bytes, int], ignore_merges: bool) -> str | None:
+def _rebuilt(spec: dict[str, Any], ranks: dict[bytes, int]) -> str | None:
     """Why some token is not what `tokenizers`' merges make of its own bytes (tiktoken takes a
-    piece that is a whole token as that token)."""
-    if ignore_merges:
+    piece that is a whole token as that token). Every token goes through the BPE model alone
+    (no normalizer, split or added tokens), in one batch."""
+    if spec["model"].get("ignore_merges"):
         return None  # tokenizers takes a whole-token piece as that token too
+    from tokenizers import Tokenizer
+
+    model_only = {**spec, "normalizer": None, "pre_tokenizer": None, "post_processor": None,
+                  "decoder": None, "added_tokens": [], "truncation": None, "padding": None}
+    tok = Tokenizer.from_str(json.dumps(model_only))
     chars = {b: c for c, b in byte_of_char().items()}
-    for b, i in ranks.items():
-        if len(b) > 1:
-            ids = [t.id for t in tok.model.tokenize("".join(chars[x] for x in b))]
-            if ids != [i]:
-                return f"the merges split token {i} ({b!r}) into {len(ids)}"
+    multi = [(b, i) for b, i in ranks.items() if len(b) > 1]
+    words = [["".join(chars[x] for x in b)] for b, _ in multi]
+    for (b, i), e in zip(multi, tok.encode_batch(words, is_pretokenized=True,
+                                                  add_special_tokens=False), strict=True):
+        if e.ids != [i]:
+            return f"the merges split token {i} ({b!r}) into {len(e.ids)}"
     return None
 
 
@@ -158,7 +165,7 @@ def build(tokenizer_json: str, dtype: Any = np.uint32, fast: bool = True,
     tok = bpe.for_documents(Tokenizer.from_str(tokenizer_json))
     exact = exact_spec(spec) if fast else "asked for (--encoder tokenizers)"
     if not isinstance(exact, str) and not checked:
-        exact = _rebuilt(tok, exact[0], bool(spec["model"].get("ignore_merges"))) or exact
+        exact = _rebuilt(spec, exact[0]) or exact
     if not isinstance(exact, str):
         try:
             import tiktoken

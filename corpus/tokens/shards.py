@@ -239,11 +239,8 @@ class TokenShardJob(MapJob):
     # 3. per output shard -------------------------------------------------------------------
     def run_partition(self, key: str) -> dict[str, Any]:
         plan = next(s for s in self.output.read_json(PLAN)["shards"] if s["key"] == key)
-        docs = self._read_ranges(plan["ranges"])
+        docs, stream = self._read_ranges(plan["ranges"])
         n = docs.column("n_tokens").to_numpy()
-        stream = np.insert(pc.list_flatten(docs.column("tokens")).to_numpy(), np.cumsum(n),
-                           self.eos_id)  # each document, then end-of-text
-        docs = docs.drop_columns(["tokens"])  # the shard's tokens are in `stream` now
         off = plan["token_start"] - plan["first_doc_start"]
         rows = stream[off:off + plan["tokens"]]
         if len(rows) < plan["token_end"] - plan["token_start"]:  # the split's padded last row
@@ -284,10 +281,12 @@ class TokenShardJob(MapJob):
             "files": files,
         }
 
-    def _read_ranges(self, ranges: dict[str, list[int]]) -> pa.Table:
-        """The planned rows of every tokenized partition, in the split's stream order."""
-        parts = []
-        for p, key in enumerate(self.keys):
+    def _read_ranges(self, ranges: dict[str, list[int]]) -> tuple[pa.Table, np.ndarray]:
+        """The planned rows of every tokenized partition in the split's stream order (without
+        their tokens), and their tokens joined: each document, then end-of-text. The tokens
+        are copied once, straight into the stream (a `take` of the list column cost 4x)."""
+        parts, flats, starts = [], [], []
+        for key in self.keys:
             if key not in ranges:
                 continue
             lo, hi = ranges[key]
@@ -298,12 +297,23 @@ class TokenShardJob(MapJob):
                 groups = [g for g in range(pf.num_row_groups)
                           if bounds[g] < hi and bounds[g + 1] > lo]
                 t = pf.read_row_groups(groups).slice(lo - bounds[groups[0]], hi - lo)
-            parts.append(t.append_column("part", pa.array(np.full(t.num_rows, p, np.int64)))
+            tokens = t.column("tokens").combine_chunks()
+            flats.append(tokens.values.to_numpy())
+            starts.append(tokens.offsets.to_numpy()[:-1] - tokens.offsets[0].as_py())
+            parts.append(t.drop_columns(["tokens"])
+                         .append_column("part", pa.array(np.full(t.num_rows, len(flats) - 1)))
                          .append_column("row", pa.array(np.arange(lo, hi, dtype=np.int64))))
         t = pa.concat_tables(parts)
-        sort = np.lexsort((t.column("row").to_numpy(), t.column("part").to_numpy(),
-                           t.column("order").to_numpy()))
-        return t.take(pa.array(sort))
+        part, n = t.column("part").to_numpy(), t.column("n_tokens").to_numpy()
+        sort = np.lexsort((t.column("row").to_numpy(), part, t.column("order").to_numpy()))
+        stream = np.empty(int(n.sum()) + len(n), flats[0].dtype)
+        pos = 0
+        for k, s, m in zip(part[sort].tolist(), np.concatenate(starts)[sort].tolist(),
+                           n[sort].tolist(), strict=True):  # one slice copy per document
+            stream[pos:pos + m] = flats[k][s:s + m]
+            stream[pos + m] = self.eos_id
+            pos += m + 1
+        return t.take(pa.array(sort)), stream
 
     def _removed(self, keys: list[str]) -> pa.Table:
         tables = [self.output.read_parquet(posixpath.join(REMOVED_WORK, f"{k}.parquet"))

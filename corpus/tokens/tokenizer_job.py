@@ -2,9 +2,10 @@
 manifest like every stage, and IN and OUT may be gs:// (any fsspec URL).
 
 Two steps (the BPE itself is corpus/tokens/bpe.py):
-1. scan (per input partition, in parallel): the id hashes of the documents that may be
-   sampled for training (not held back, not empty), kept as `_work/scan/<part>.parquet`;
-2. train (once, after every partition): the sample's cut from those hashes alone, then the BPE
+1. scan (per input partition, in parallel): the id hashes and content bytes of the documents
+   that may be sampled for training (not held back, not empty), kept as
+   `_work/scan/<part>.parquet`;
+2. train (once, after every partition): the sample's cut from those alone, then the BPE
    trained on the sampled texts streamed from the input, and OUT's files written: tokenizer.json,
    what transformers needs to load OUT, and the report (corpus_tokenizer.json).
 
@@ -36,16 +37,17 @@ FORMAT = "corpus-tokenizer/1"
 SCAN_DIR = f"{WORK_DIR}/scan"
 
 
-def scan_partition(d: DatasetDir, key: str, held_cut: np.uint64, sized: bool,
-                   ) -> tuple[int, np.ndarray]:
-    """(rows, id hashes of the partition's documents that may be trained on)."""
-    cols = ["id", "repo_name", "path", *(["size"] if sized else [])]
-    rows, hashes = 0, [np.zeros(0, np.uint64)]
+def scan_partition(d: DatasetDir, key: str, held_cut: np.uint64) -> tuple[int, pa.Table]:
+    """(rows, the id hashes and content bytes of the partition's documents that may be trained
+    on)."""
+    rows, found = 0, [(np.zeros(0, np.uint64), np.zeros(0, np.int64))]
     with d.fs.open(d.join(d.part_file(key)), "rb") as f:
-        for b in pq.ParquetFile(f).iter_batches(bpe.BATCH_ROWS, columns=cols):
+        for b in pq.ParquetFile(f).iter_batches(
+                bpe.BATCH_ROWS, columns=["id", "repo_name", "path", "content"]):
             rows += b.num_rows
-            hashes.append(bpe.trainable_hashes(b, held_cut, sized))
-    return rows, np.concatenate(hashes)
+            found.append(bpe.trainable(b, held_cut))
+    return rows, pa.table({"hash": pa.array(np.concatenate([h for h, _ in found]), pa.uint64()),
+                           "bytes": pa.array(np.concatenate([n for _, n in found]))})
 
 
 def train_folder(d: DatasetDir, keys: list[str], opts: bpe.TokenizerOptions,
@@ -85,23 +87,23 @@ class TokenizerJob(MapJob):
                                          "compare": compare, "compare_sha256": compared})
         if self.rows_in == 0:  # said here, before any work, rather than by a worker
             raise InputError(f"{input.url} holds no documents to train on (0 rows)")
-        self.sized = bpe.has_size(input, self.keys)
         self.held_cut = bpe.heldout_cut(opts)
 
     def run_partition(self, key: str) -> dict[str, Any]:
-        rows, hashes = scan_partition(self.input, key, self.held_cut, self.sized)
+        rows, t = scan_partition(self.input, key, self.held_cut)
         rel = posixpath.join(SCAN_DIR, f"{key}.parquet")
-        t = pa.table({"hash": pa.array(hashes, pa.uint64())})
         self.output.write_parquet(rel, t, t.schema, compression="none")
         return {"rows_in": rows, "rows": rows, "removed": 0, "bytes": 0,
-                "trainable": len(hashes), "files": [rel]}
+                "trainable": t.num_rows, "files": [rel]}
 
     def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Train on the sample and write the folder; its report goes in the manifest too."""
-        hashes = [self.output.read_parquet(posixpath.join(SCAN_DIR, f"{k}.parquet"))
-                  .column("hash").to_numpy() for k in self.keys]
-        cut = bpe.sample_cut(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
-                             self.opts.sample_docs)
+        scans = [self.output.read_parquet(posixpath.join(SCAN_DIR, f"{k}.parquet"))
+                 for k in self.keys]
+        scan = pa.concat_tables(scans) if scans else pa.table(
+            {"hash": pa.array([], pa.uint64()), "bytes": pa.array([], pa.int64())})
+        cut = bpe.sample_cut(scan.column("hash").to_numpy(), scan.column("bytes").to_numpy(),
+                             self.opts.sample_docs, self.opts.sample_bytes)
         files, seconds = train_folder(self.input, self.keys, self.opts, cut, self.compare)
         for name, data in files.items():
             self.output._atomic(name, lambda f, data=data: f.write(data))
