@@ -53,6 +53,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/scrub.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/tokenizer.py
+	$(BIN)/python bench/token_counts.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/train.py
 	test -d out/demo/model || $(MAKE) demo    # bench/eval.py judges the demo's model

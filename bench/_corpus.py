@@ -20,11 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def documents(work: Path, query: str = "github_multilang.sql", min_size: int = 0,
-              partition_bytes: int = 16 << 20) -> tuple[Path, pa.Table]:
-    """Every text file of PolyCoder's languages in site-packages, as a dataset directory and
-    as one table."""
+              partition_bytes: int = 16 << 20, include: list[str] | None = None,
+              ) -> tuple[Path, pa.Table]:
+    """Every text file of PolyCoder's languages in site-packages (or the distributions
+    `include` names), as a dataset directory and as one table."""
     with Engine(workers=os.cpu_count(), progress=False) as engine:
-        engine.run(GithubTablesJob(GithubTablesOptions(site_packages=True),
+        engine.run(GithubTablesJob(GithubTablesOptions(site_packages=True,
+                                                       include=include or []),
                                    DatasetDir(str(work / "tables"))))
         engine.run(ExtractJob(ExtractOptions(str(ROOT / "queries" / query), str(work / "tables"),
                                              params={"min_size": min_size},

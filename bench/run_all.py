@@ -27,8 +27,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 #: in the order of docs/benchmarks.md
-BENCHES = ["extract", "filters", "exact", "minhash", "scrub", "pipeline", "tokenizer", "loader",
-           "train", "eval"]
+BENCHES = ["extract", "filters", "exact", "minhash", "scrub", "pipeline", "tokenizer",
+           "token_counts", "loader", "train", "eval"]
 SCORES = {"recall", "precision", "F1"}
 COLUMNS = ["bench", "figure", "ours", "baseline", "baseline name", "ratio", "target"]
 

@@ -31,7 +31,8 @@ from corpus.scrub.redact import ScrubOptions
 @cli.command("github-tables")
 @click.argument("sources", nargs=-1, metavar="[SRC]...")
 @click.option("--out", "out_dir", required=True, metavar="TABLES",
-              help="Folder for files.parquet, contents.parquet, licenses.parquet.")
+              help="Folder for files.parquet, contents.parquet, licenses.parquet (and, with "
+              "--repos, repos.parquet).")
 @options_from(GithubTablesOptions, exclude=("sources",),
               rename={"site_packages_dirs": "site-packages-dir"},
               metavars={"site_packages_dirs": "DIR", "include": "PATTERN",
@@ -81,6 +82,9 @@ def github_tables(sources: tuple[str, ...], out_dir: str, overwrite: bool, engin
               help="bigquery: location of the jobs and the result dataset.")
 @click.option("--deadline", type=click.FloatRange(1), default=60.0, show_default=True,
               metavar="SECONDS", help="bigquery: how long each API call may retry.")
+@click.option("--repos-table", default=None, metavar="PROJECT.DATASET.TABLE",
+              help="bigquery: the repos table a template reads (github_repos has none): a "
+              "loaded SEART export, or what queries/bigquery_repos.sql makes.")
 @click.option("--dry-run", is_flag=True,
               help="Print the estimate (duckdb: with the transpiled SQL); run nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -88,8 +92,8 @@ def github_tables(sources: tuple[str, ...], out_dir: str, overwrite: bool, engin
 def extract(engine_name: str, tables: str | None, query: str, params: tuple[str, ...],
             out_dir: str | None, partition_bytes: str | None, project: str | None,
             export_url: str | None, export_format: str, max_bytes_billed: str,
-            bq_dataset: str, location: str, deadline: float, dry_run: bool, overwrite: bool,
-            engine: Any) -> None:
+            bq_dataset: str, location: str, deadline: float, repos_table: str | None,
+            dry_run: bool, overwrite: bool, engine: Any) -> None:
     """Run a query template over GitHub-shaped tables into a dataset directory."""
     from corpus.cli_options import build
     from corpus.extract.template import parse_assignments
@@ -103,12 +107,15 @@ def extract(engine_name: str, tables: str | None, query: str, params: tuple[str,
 
         extract_bigquery(query, parse_assignments(list(params)), out_dir, project, export_url,
                           export_format, parse_size(max_bytes_billed), bq_dataset, location,
-                          deadline, dry_run, overwrite, engine)
+                          deadline, dry_run, overwrite, engine, repos_table)
         return
     from corpus.extract.duckdb_job import ExtractJob, describe
 
     if not tables:
         raise click.UsageError("--tables is required with --engine duckdb")
+    if repos_table:
+        raise click.UsageError("--repos-table is for --engine bigquery: locally the repos table "
+                               "is TABLES/repos.parquet (corpus github-tables --repos FILE)")
     opts = build(ExtractOptions, {"partition_bytes": partition_bytes}, "corpus extract",
                  extra={"query": query, "tables": tables,
                         "params": parse_assignments(list(params))})
@@ -225,7 +232,7 @@ DEDUP_FLAGS = {"ranking": "rank", "license_preference": "prefer-license"}
 @click.argument("input_dir", metavar="IN")
 @click.argument("out_dir", metavar="OUT")
 @click.option("--exact", is_flag=True, help="Exact deduplication (xxh3_128 of the content).")
-@options_from(ExactOptions, only=("ignore_whitespace",), note="With --exact: ")
+@options_from(ExactOptions, only=("ignore_whitespace", "variables"), note="With --exact: ")
 @click.option("--minhash", is_flag=True,
               help="Near-deduplication: MinHash LSH over token n-gram shingles.")
 @options_from(MinHashOptions, exclude=("ranking", "license_preference"), note="With --minhash: ")

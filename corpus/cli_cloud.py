@@ -16,7 +16,8 @@ from corpus.splits import cli_options as split_options
 def extract_bigquery(query: str, params: dict[str, str], out_dir: str | None,
                       project: str | None, export_url: str | None, export_format: str,
                       max_bytes: int, dataset: str, location: str, deadline: float,
-                      dry_run: bool, overwrite: bool, engine: Any) -> None:
+                      dry_run: bool, overwrite: bool, engine: Any,
+                      repos_table: str | None = None) -> None:
     """Dry run and gate, query into a table, export to GCS, read the export with gcsfs."""
     from corpus.extract.bigquery import BigQueryExtract, BigQueryOptions
     from corpus.extract.export_job import ExportReadJob, ReadApiJob
@@ -24,7 +25,8 @@ def extract_bigquery(query: str, params: dict[str, str], out_dir: str | None,
 
     opts = BigQueryOptions(query=query, export=export_url, project=project, params=params,
                            export_format=export_format, max_bytes_billed=max_bytes,
-                           dataset=dataset, location=location, deadline_s=deadline)
+                           dataset=dataset, location=location, deadline_s=deadline,
+                           repos_table=repos_table)
     bq = BigQueryExtract(opts, say=lambda m: console.print(escape(m), highlight=False))
     if dry_run:
         bq.gate(bq.dry_run())

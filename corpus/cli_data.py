@@ -1,11 +1,14 @@
-"""`corpus stats` (what any output holds) and `corpus migrate` (old-layout outputs to the
-current one). Thin, like cli.py: the work is in corpus/stats_records.py and corpus/migrate.py."""
+"""`corpus stats` (what any output holds), `corpus migrate` (old-layout outputs to the
+current one) and `corpus import` (an existing corpus as a dataset). Thin, like cli.py: the work
+is in corpus/stats_records.py, corpus/migrate.py and corpus/imports/."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from corpus.cli_base import cli, out
+from corpus.cli_base import _print_stats, cli, engine_options, out
 
 
 @cli.command()
@@ -35,3 +38,40 @@ def migrate(folders: tuple[str, ...]) -> None:
     for folder in folders:
         for url, what in convert(folder):
             out.print(f"{url}: {what}", highlight=False)
+
+
+def _pairs(items: tuple[str, ...], flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"{flag} {item!r}: expected NAME=VALUE")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+@cli.command("import")
+@click.argument("source", metavar="SRC")
+@click.argument("out_dir", metavar="OUT")
+@click.option("--column", "columns", multiple=True, metavar="COLUMN=FIELD",
+              help="Where a document column comes from, e.g. content=text or "
+              "repo_name=meta.repo (dotted: inside objects). Repeatable.")
+@click.option("--where", "wheres", multiple=True, metavar="FIELD=VALUE",
+              help="Keep only records with this value, e.g. meta.pile_set_name=Github; "
+              "repeat a FIELD to allow several values. Others are removed as not-selected.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@engine_options
+def import_(source: str, out_dir: str, columns: tuple[str, ...], wheres: tuple[str, ...],
+            overwrite: bool, engine: Any) -> None:
+    """Import an existing corpus (JSON lines, .json.gz, .jsonl.zst, Parquet, a datasets
+    folder) as a dataset directory: ids are git blob sha1s, language from the extension,
+    every record kept or removed with a reason."""
+    from corpus.imports.job import ImportJob, ImportOptions
+    from corpus.io import DatasetDir
+
+    where: dict[str, list[str]] = {}
+    for name, value in _pairs(wheres, "--where"):
+        where.setdefault(name, []).append(value)
+    opts = ImportOptions(source, dict(_pairs(columns, "--column")), where)
+    engine.run(ImportJob(opts, DatasetDir(out_dir)), overwrite=overwrite)
+    _print_stats(out_dir)

@@ -55,14 +55,20 @@ REFERENCE_KINDS = {"tokenizer": "tokenizer"}
 #: Options that name files or folders, per kind: relative paths in them (and in `input`,
 #: `[pipeline].output`) are relative to the config file's folder, not to the cwd.
 PATH_KEYS: dict[str, tuple[str, ...]] = {
-    "github-tables": ("sources", "site_packages_dirs"),
+    "github-tables": ("sources", "site_packages_dirs", "repos"),
     "extract": ("query",),
+    "import": ("source",),
     "filter": ("tokenizer",),
     "decontaminate": ("benchmark_files",),
     "shard": ("tokenizer", "valid_from"),
     "train": ("model", "deepspeed", "init"),
     "eval": ("data", "problem_file"),
 }
+
+
+#: Kinds that read no earlier stage, and what they read instead
+SOURCES = {"github-tables": "`sources`, `site_packages`, `site_packages_dirs`",
+           "import": "`source`"}
 
 
 def where_of(spec: StageSpec) -> str:
@@ -156,10 +162,10 @@ def _stage(path: str, i: int, table: dict[str, Any], before: list[StageSpec]) ->
 
 def _check_input(spec: StageSpec, earlier: list[StageSpec], later: list[str], where: str,
                  files: bool, base: str = "") -> None:
-    if spec.kind == "github-tables":
+    if spec.kind in SOURCES:
         if spec.input is not None:
-            raise ConfigError(f"{where}: input: a github-tables stage has no input (it reads "
-                              "`sources`, `site_packages`, `site_packages_dirs`)")
+            raise ConfigError(f"{where}: input: a {spec.kind} stage has no input (it reads "
+                              f"{SOURCES[spec.kind]})")
         return
     if spec.input is None:
         raise ConfigError(f"{where}: missing required key `input` (an earlier stage's name, or "

@@ -22,6 +22,7 @@ from corpus.errors import ConfigError
 #: options parser to corpus/stage_options.py PARSERS).
 MODULES: dict[str, tuple[str, ...]] = {
     "github-tables": ("corpus.github.build",),
+    "import": ("corpus.imports.job",),
     "extract": ("corpus.extract.duckdb_job",),
     "filter": ("corpus.filters.stage",),
     "dedup": ("corpus.dedup.exact", "corpus.dedup.near"),

@@ -15,12 +15,14 @@ import pyarrow as pa
 from corpus.errors import SchemaError
 
 STRING, INT64, FLOAT64, BOOL = "STRING", "INT64", "FLOAT64", "BOOL"
+TIMESTAMP = "TIMESTAMP"
 
 _ARROW = {
     STRING: pa.large_string(),
     INT64: pa.int64(),
     FLOAT64: pa.float64(),
     BOOL: pa.bool_(),
+    TIMESTAMP: pa.timestamp("us", tz="UTC"),
 }
 
 
@@ -34,6 +36,8 @@ def _accepts(logical: str, t: pa.DataType) -> bool:
         return pa.types.is_floating(t) or pa.types.is_integer(t)
     if logical == BOOL:
         return pa.types.is_boolean(t)
+    if logical == TIMESTAMP:
+        return pa.types.is_timestamp(t)
     raise ValueError(f"unknown logical type {logical}")
 
 
@@ -72,11 +76,30 @@ LICENSES = (
     Column("repo_name", STRING, "owner/name"),
     Column("license", STRING, "lowercase SPDX key or expression, e.g. mit, apache-2.0"),
 )
+#: Not in bigquery-public-data.github_repos: repository metadata (a SEART GitHub Search export
+#: or a GitHub API dump, `corpus github-tables --repos FILE`), what GPT-Code-Clippy and
+#: PolyCoder selected repositories by. On BigQuery, sample_repos has watch_count (stars).
+REPOS = (
+    Column("repo_name", STRING, "owner/name"),
+    Column("stars", INT64, "stargazers (GitHub's watchers count)"),
+    Column("forks", INT64),
+    Column("is_fork", BOOL),
+    Column("commits", INT64, "commits on the default branch"),
+    Column("size", INT64, "KB, as GitHub reports it"),
+    Column("language", STRING, "main language (GitHub's linguist name, e.g. Python, C++)"),
+    Column("license", STRING, "lowercase SPDX key where known (mit, apache-2.0), 'other', or "
+                              "null: none"),
+    Column("created_at", TIMESTAMP),
+    Column("pushed_at", TIMESTAMP),
+)
 GITHUB_TABLES: dict[str, tuple[Column, ...]] = {
     "files": FILES,
     "contents": CONTENTS,
     "licenses": LICENSES,
+    "repos": REPOS,
 }
+#: What `corpus github-tables` always writes (repos only with --repos)
+BUILT_TABLES = ("files", "contents", "licenses")
 
 # --- documents ----------------------------------------------------------------------------
 #: What every extraction yields: codeparrot-clean's source columns plus `id` and `language`.

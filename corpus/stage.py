@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,17 +175,20 @@ def write_documents(
     key: str,
     kept: pa.Table | Iterable[pa.RecordBatch],
     arrow: pa.Schema,
-    removed: pa.Table | None = None,
+    removed: pa.Table | Callable[[], pa.Table] | None = None,
     rows_in: int | None = None,
 ) -> dict[str, Any]:
     """Write a partition's kept documents and removed rows; return the partition record.
 
     `rows_in` is what the stage read; when the stage is a source (extraction) it is None and
-    the written rows are the input."""
+    the written rows are the input. `removed` may be a function, called once the kept rows are
+    written (a source that streams learns what it removes as it goes)."""
     stats = DocumentStats()
     batches = kept.to_batches() if isinstance(kept, pa.Table) else kept
     nbytes = out.write_parquet(out.part_file(key), stats.watch(batches), arrow)
     files = [out.part_file(key)]
+    if callable(removed):
+        removed = removed()
     removed = removed if removed is not None else schema.empty(schema.REMOVED)
     if removed.num_rows:
         removed = schema.conform(removed, schema.REMOVED)

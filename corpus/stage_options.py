@@ -64,6 +64,15 @@ def _github_tables(t: dict[str, Any], where: str, input: str | None, files: bool
     return opts
 
 
+def _import(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
+    from corpus.imports.job import ImportOptions
+
+    opts = validate(ImportOptions, t, where)
+    if files and not any(c in opts.source for c in "*?["):
+        _missing([opts.source], where, "source")
+    return opts
+
+
 def _extract(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
     from corpus.extract import template, transpile
     from corpus.extract.duckdb_job import ExtractOptions
@@ -211,6 +220,7 @@ def _eval(t: dict[str, Any], where: str, input: str | None, files: bool) -> Any:
 #: kind -> (table, where, input, files) -> its Options object; one entry per kind of KINDS
 PARSERS: dict[str, Callable[[dict[str, Any], str, str | None, bool], Any]] = {
     "github-tables": _github_tables,
+    "import": _import,
     "extract": _extract,
     "filter": _filter,
     "dedup": _dedup,

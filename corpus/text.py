@@ -9,6 +9,7 @@ Python expression exactly; tests compare them on real files and on random Unicod
     alnum              sum(c.isalnum() for c in s)
     regex_tokens       len(re.findall(r"[A-Za-z0-9_]+|[^A-Za-z0-9_ \\t\\n\\r\\f\\v]", s))
     find               s.lower().count(keyword) for an ASCII keyword (as positions)
+    variables          " ".join(re.split(r"\\W+", s))  (GPT-Code-Clippy's dedup normal form)
 """
 
 from __future__ import annotations
@@ -299,6 +300,38 @@ def strip_space(t: Text) -> Text:
     offsets = np.zeros(t.n + 1, dtype=np.int64)
     np.cumsum(kept, out=offsets[1:])
     return Text(t.data[keep], offsets[:-1], offsets[1:], t.valid)
+
+
+def word_bytes(t: Text) -> np.ndarray:
+    """Per byte: is it part of a character that Python's `re` calls a word character (\\w:
+    c.isalnum() or c == "_")? Every byte of a multi-byte character gets its character's
+    answer."""
+    d = t.data
+    word = t.ascii_alnum | (d == 95)
+    lead = np.flatnonzero(d >= 0xC0)
+    if len(lead):
+        is_word = _alnum_table()[decode(d, lead)]
+        cont = t.continuation
+        # each continuation byte belongs to the nearest lead byte before it
+        word[cont] = is_word[np.searchsorted(lead, cont, side="right") - 1]
+        word[lead] = is_word
+    return word
+
+
+def variables(t: Text) -> Text:
+    """Each document as " ".join(re.split(r"\\W+", s)): every run of non-word characters
+    becomes one space (a leading or trailing run too), word characters stay as they are."""
+    word = word_bytes(t)
+    run_start = ~word
+    run_start[1:] &= word[:-1]
+    first = t.starts[t.nbytes > 0]
+    run_start[first] = ~word[first]  # a run never continues across documents
+    keep = word | run_start
+    out = np.where(word, t.data, np.uint8(32))
+    kept = t.dense_count(keep)
+    offsets = np.zeros(t.n + 1, dtype=np.int64)
+    np.cumsum(kept, out=offsets[1:])
+    return Text(out[keep], offsets[:-1], offsets[1:], t.valid)
 
 
 def slices(nbytes: np.ndarray, limit: int) -> list[int]:

@@ -1,11 +1,13 @@
 -- PolyCoder's 12 languages (Xu et al. 2022, "A Systematic Evaluation of Large Language Models
--- of Code"), chosen by file extension; `language` is filled from the extension.
--- An extension passed in @extensions that is not mapped below gets language NULL.
+-- of Code"), chosen by file extension; `language` is filled from the extension (Lua too, for
+-- AlphaCode's languages: add ".lua" to the extensions).
+-- An extension asked for that is not mapped below gets language NULL.
 -- BigQuery Standard SQL; `corpus extract` runs it on BigQuery or, transpiled, on DuckDB.
 --
 -- @param extensions ARRAY<STRING> = [".c", ".h", ".cs", ".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".go", ".java", ".js", ".php", ".py", ".rb", ".rs", ".scala", ".ts"]  -- lowercase, with the dot
 -- @param min_size INT64 = 0         -- smallest file kept, in bytes
 -- @param max_size INT64 = 1048575   -- largest file kept, in bytes (PolyCoder: files over 1 MB dropped)
+-- @param licensed BOOL = true        -- only repositories in `licenses` (false: all, license NULL where unknown; PolyCoder and AlphaCode had no license requirement)
 WITH typed AS (
   SELECT
     f.id,
@@ -43,11 +45,13 @@ SELECT
     WHEN '.rs' THEN 'Rust'
     WHEN '.scala' THEN 'Scala'
     WHEN '.ts' THEN 'TypeScript'
+    WHEN '.lua' THEN 'Lua'
   END AS language
 FROM typed AS t
 JOIN `bigquery-public-data.github_repos.contents` AS c ON t.id = c.id
-JOIN `bigquery-public-data.github_repos.licenses` AS l ON t.repo_name = l.repo_name
+LEFT JOIN `bigquery-public-data.github_repos.licenses` AS l ON t.repo_name = l.repo_name
 WHERE
   NOT c.binary
   AND c.size BETWEEN @min_size AND @max_size
   AND t.ext IN UNNEST(@extensions)
+  AND (l.license IS NOT NULL OR NOT @licensed)

@@ -116,6 +116,13 @@ data = "parquet"
 humaneval = true
 n = 2
 k = [1]
+
+[[stages]]
+name = "imported"
+kind = "import"
+source = "{queries}"
+columns = {{ content = "text" }}
+where = {{ "meta.pile_set_name" = ["Github"] }}
 """
 
 TINY = ROOT / "pipelines" / "train" / "tiny.toml"
@@ -351,14 +358,10 @@ def test_sizes_take_an_int_or_a_size_string(cls, field, value, expected):
 
 #: (command, its option's parameter name, the Options class, its field): the same bound twice
 SAME_BOUNDS = [
-    ("dedup", "ngram", MinHashOptions, "ngram"),
-    ("dedup", "num_perm", MinHashOptions, "num_perm"),
-    ("dedup", "threshold", MinHashOptions, "threshold"),
-    ("dedup", "bands", MinHashOptions, "bands"),
-    ("dedup", "rows", MinHashOptions, "rows"),
-    ("decontaminate", "min_chars", DecontamOptions, "min_chars"),
-    ("decontaminate", "ngram", DecontamOptions, "ngram"),
-    ("decontaminate", "ngram_threshold", DecontamOptions, "ngram_threshold"),
+    *[("dedup", f, MinHashOptions, f) for f in ("ngram", "num_perm", "threshold", "bands",
+                                                 "rows")],
+    *[("decontaminate", f, DecontamOptions, f) for f in ("min_chars", "ngram",
+                                                          "ngram_threshold")],
     ("tokenizer train", "vocab_size", "TokenizerOptions", "vocab_size"),
     ("tokenizer train", "sample_docs", "TokenizerOptions", "sample_docs"),
     ("tokenizer train", "heldout_fraction", "TokenizerOptions", "heldout_fraction"),
@@ -367,11 +370,8 @@ SAME_BOUNDS = [
     ("shard", "test_fraction", "TokenShardOptions", "test_fraction"),
     ("shard", "test_fraction", "ParquetShardOptions", "test_fraction"),
     ("shard", "seq_len", "TokenShardOptions", "seq_len"),
-    ("train", "max_steps", TrainStage, "max_steps"),
-    ("train", "steps", TrainStage, "steps"),
-    ("train", "micro_batch", TrainStage, "micro_batch"),
-    ("train", "grad_accum", TrainStage, "grad_accum"),
-    ("train", "nproc_per_node", TrainStage, "nproc_per_node"),
+    *[("train", f, TrainStage, f) for f in ("max_steps", "steps", "micro_batch", "grad_accum",
+                                             "nproc_per_node")],
 ]
 
 

@@ -129,3 +129,12 @@ def test_benchmark_file_and_errors(engine, real, tmp_path):
         from_jsonl(str(bad))
     r = run_cli("decontaminate", str(real), str(tmp_path / "o2"), "--benchmark", "nope")
     assert r.returncode == 1 and 'unknown benchmark "nope"' in r.stderr
+
+
+def test_documents_without_tokens_anywhere_in_a_batch():
+    # files with no tokens (empty, only punctuation) at the end of a batch have no shingles:
+    # their counts must be 0, not an index past the last shingle
+    solution = PROMPTS["HumanEval/0"].text + PROBLEMS["HumanEval/0"].text
+    texts = ["", solution, "   \n", solution + "\n# copied", "", "(){}", ""]
+    got = Matcher(humaneval()).reasons(pa.array(texts, pa.large_string()))
+    assert [g is not None for g in got] == [False, True, False, True, False, False, False]

@@ -12,6 +12,7 @@ import pytest
 import xxhash
 
 from corpus.dedup.exact import ExactDedupJob, ExactOptions, content_hashes, hex_of
+from corpus.errors import ConfigError
 from corpus.extract.duckdb_job import ExtractJob, ExtractOptions
 from corpus.io import DatasetDir
 from tests.conftest import QUERIES, parquet_files, run_cli
@@ -103,6 +104,25 @@ def test_ignore_whitespace(engine, extracted, tmp_path):
     expected = python_set_dedup(docs, key=lambda d: WS.sub("", d["content"]))
     assert set(removed_of(out)) == expected
     assert len(expected) >= len(python_set_dedup(docs))
+
+
+def test_variables_as_gpt_code_clippy_for_1_and_4_partitions(engine, extracted, tmp_path):
+    # GPT-Code-Clippy's deduplication_streaming.py: a set of " ".join(re.split(r"\W+", text))
+    docs = rows(extracted[1])
+    expected = python_set_dedup(docs, key=lambda d: " ".join(re.split(r"\W+", d["content"])))
+    assert len(expected) > len(python_set_dedup(docs, key=lambda d: WS.sub("", d["content"]))), \
+        "variables also merge files differing only in punctuation"
+    for n in (1, 4):
+        out = tmp_path / f"vars{n}"
+        m = dedup(engine, extracted[n], out, variables=True)
+        assert set(removed_of(out)) == expected, f"{n} partitions"
+        assert m["rows"] + m["removed"] == len(docs)
+
+
+def test_variables_and_whitespace_are_one_choice(extracted, tmp_path):
+    with pytest.raises(ConfigError, match="choose one of --ignore-whitespace and --variables"):
+        ExactDedupJob(ExactOptions(ignore_whitespace=True, variables=True),
+                      DatasetDir(str(extracted[1])), DatasetDir(str(tmp_path / "x")))
 
 
 def test_ranking_prefers_the_largest(engine, extracted, tmp_path):

@@ -5,6 +5,8 @@ digits beyond ASCII, multi-byte characters of every length."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
@@ -67,3 +69,21 @@ def test_nulls_and_slices_of_larger_arrays():
     assert t.valid.tolist() == [False, True, True]
     assert tx.lines(t).count.tolist() == [0, 0, 1]
     assert np.array_equal(t.code_points, [0, 0, 3])
+
+
+@settings(max_examples=200, deadline=None)
+@given(docs)
+def test_variables_equal_gpt_code_clippys_normal_form(texts):
+    got = tx.to_arrow(tx.variables(tx.text_of(pa.array(texts, pa.large_string())))).to_pylist()
+    assert got == [" ".join(re.split(r"\W+", s)) for s in texts]
+
+
+def test_word_characters_are_pythons_for_every_code_point():
+    # \w of Python's re for every code point (a combining accent, a superscript digit, a
+    # zero-width space, a title-case letter ...), each between two word characters
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    arr = pa.array(["a" + c + "b" for c in chars], pa.large_string())
+    got = tx.to_arrow(tx.variables(tx.text_of(arr))).to_pylist()
+    wrong = [c for c, g in zip(chars, got, strict=True) if g != ("a b" if re.match(r"\W", c)
+                                                                 else "a" + c + "b")]
+    assert wrong == []

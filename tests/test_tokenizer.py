@@ -74,6 +74,10 @@ def test_cli_reports_chars_per_token_next_to_another(tokenizer_dir, python_docs,
     assert report["compare"]["chars_per_token"] > report["chars_per_token"]  # 2048 > 512 tokens
     assert f"{report['chars_per_token']:.2f} characters per token" in r.stdout
     assert f"{report['compare']['chars_per_token']:.2f}" in r.stdout
+    k = report["keywords"]
+    assert f"Python keywords: {k['single_after_space']} of {k['keywords']}" in r.stdout
+    assert f"{report['words']['fertility']:.3f} tokens per word" in r.stdout
+    assert report["compare"]["words"]["fertility"] < report["words"]["fertility"]  # finer cuts
 
 
 def test_bad_options_and_inputs(tmp_path, python_docs):
@@ -113,3 +117,36 @@ def test_sample_is_bounded_by_documents_and_bytes(python_docs, sample_docs, samp
     assert 0 < len(trained) < len(walk) or (sample_docs is None and sample_bytes is None)
     with pytest.raises(ConfigError, match="sample-bytes"):
         bpe.TokenizerOptions(sample_bytes=0).check()
+
+
+def test_keyword_coverage_and_word_cuts_equal_independent_counts(tokenizer_dir, python_docs):
+    import keyword
+    import re
+
+    from corpus.tokens import checks
+
+    tok = bpe.load(str(tokenizer_dir))
+    report = json.loads((tokenizer_dir / bpe.REPORT).read_text())
+    # the book's check: is the keyword (after a space, byte-level 'Ġ') in the vocabulary?
+    vocab = tok.get_vocab()
+    in_vocab = [k for k in keyword.kwlist if "Ġ" + k in vocab]
+    assert report["keywords"]["single_after_space"] == len(in_vocab) > 10
+    assert report["keywords"]["split_after_space"] == [k for k in keyword.kwlist
+                                                        if k not in in_vocab]
+    # fertility, per character: the distinct tokens covering each word's characters
+    docs = [*_docs(python_docs)[:60], "naïve_ſ = 1  # ü\n", "", "((()))", "x"]
+    got = checks.word_stats(tok, docs)
+    per_word = []
+    for text, enc in zip(docs, bpe.for_documents(tok).encode_batch(
+            docs, add_special_tokens=False), strict=True):
+        owner: dict[int, set[int]] = {}
+        for t, (s, e) in enumerate(enc.offsets):
+            for c in range(s, e):
+                owner.setdefault(c, set()).add(t)
+        for m in re.finditer(r"\w+", text):
+            per_word.append(len(set().union(*(owner[c] for c in range(m.start(), m.end())))))
+    assert got["words"] == len(per_word)
+    assert got["fertility"] == round(sum(per_word) / len(per_word), 4)
+    assert got["continued_words"] == round(sum(n > 1 for n in per_word) / len(per_word), 4)
+    assert report["words"]["fertility"] >= 1 and 0 < report["words"]["continued_words"] < 1
+    assert checks.word_stats(tok, ["", "(("]) is None

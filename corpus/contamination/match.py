@@ -84,8 +84,10 @@ class Matcher:
             sh = shingles(text_of(arr), n)
             if not len(sh.hashes):
                 continue
-            present = member(sh.hashes, index[0])
-            counts = np.add.reduceat(present, sh.starts) * (sh.counts > 0)
+            present = np.concatenate([[0], np.cumsum(member(sh.hashes, index[0]))])
+            # shingles of each document found in the index (reduceat would fail on documents
+            # without shingles at the end: their start is past the last shingle)
+            counts = present[sh.starts + sh.counts] - present[sh.starts]
             for i in np.flatnonzero(counts):
                 if out[i] is None:
                     out[i] = (self._exact_reason(arr[int(i)].as_py(), sh.of(int(i)))

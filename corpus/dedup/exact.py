@@ -2,8 +2,9 @@
 
 Three steps on the engine, moving only small columns:
 1. summarize (per partition): xxh3_128 of each content (or of the content without ASCII
-   whitespace, with --ignore-whitespace) into `_work/keys/<part>.parquet`, beside id,
-   repo_name, path, the partition and row numbers and the ranking values. Never `content`.
+   whitespace, with --ignore-whitespace; or of its "variables", with --variables) into
+   `_work/keys/<part>.parquet`, beside id, repo_name, path, the partition and row numbers and
+   the ranking values. Never `content`.
 2. plan (one task): DuckDB groups the keys by hash (out of core) and, in every group of two or
    more, keeps the smallest (ranking..., id, repo_name, path); the others become
    `_work/decisions.parquet` rows: (partition, position, keeper).
@@ -29,6 +30,7 @@ from corpus import duck, schema
 from corpus import text as tx
 from corpus.dedup import ranking as rk
 from corpus.dedup.ranking import Ranking
+from corpus.errors import ConfigError
 from corpus.io import DatasetDir
 from corpus.stage import WORK_DIR, MapJob, removed_rows, write_documents
 from corpus.steps import GlobalStep, MapStep, Step
@@ -43,6 +45,10 @@ DECISIONS = f"{WORK_DIR}/decisions.parquet"
 class ExactOptions:
     ignore_whitespace: Annotated[bool, Field(description="Hash the content with all ASCII "
                                              "whitespace removed.")] = False
+    variables: Annotated[bool, Field(description=(
+        "Hash the content's variables: the text split on non-word characters and joined "
+        "by single spaces (GPT-Code-Clippy's dedup), so files differing only in "
+        "punctuation, whitespace or layout collapse."))] = False
     ranking: Annotated[list[Ranking], Field(description="Keeper preference before the "
                                             "smallest id, in order: 'copies desc', 'size', "
                                             "'license'.")] = field(default_factory=list)
@@ -52,9 +58,11 @@ class ExactOptions:
         field(default_factory=list)
 
 
-def content_hashes(content: pa.Array | pa.ChunkedArray, ignore_whitespace: bool) -> pa.Array:
-    """xxh3_128 digest (16 bytes, big-endian) of every document; null for null content.
-    One compiled hash call per document over a zero-copy view of each Arrow chunk."""
+def content_hashes(content: pa.Array | pa.ChunkedArray, ignore_whitespace: bool,
+                   variables: bool = False) -> pa.Array:
+    """xxh3_128 digest (16 bytes, big-endian) of every document (of its normal form, with
+    ignore_whitespace or variables); null for null content. One compiled hash call per
+    document over a zero-copy view of each Arrow chunk."""
     chunks = content.chunks if isinstance(content, pa.ChunkedArray) else [content]
     h = xxhash.xxh3_128_digest
     digests: list[bytes | None] = []
@@ -62,6 +70,8 @@ def content_hashes(content: pa.Array | pa.ChunkedArray, ignore_whitespace: bool)
         t = tx.text_of(chunk)
         if ignore_whitespace:
             t = tx.strip_space(t)
+        elif variables:
+            t = tx.variables(t)
         view = memoryview(t.data)
         digests += [h(view[s:e]) if ok else None for s, e, ok in
                     zip(t.starts.tolist(), t.ends.tolist(), t.valid.tolist(), strict=True)]
@@ -119,10 +129,14 @@ class ExactDedupJob(MapJob):
 
     def __init__(self, opts: ExactOptions, input: DatasetDir, output: DatasetDir):
         rk.check(opts.ranking)
+        if opts.ignore_whitespace and opts.variables:
+            raise ConfigError("choose one of --ignore-whitespace and --variables (variables "
+                              "already ignore whitespace)")
         self.opts = opts
         self.requires = self.requires + rk.required(opts.ranking)
         super().__init__(input, output, {
             "method": "exact", "ignore_whitespace": opts.ignore_whitespace,
+            "variables": opts.variables,
             "ranking": opts.ranking, "license_preference": opts.license_preference})
 
     def steps(self) -> list[Step]:
@@ -134,7 +148,8 @@ class ExactDedupJob(MapJob):
                 *rk.columns(self.opts.ranking)]
         t = self.input.read_parquet(self.input.part_file(key), columns=cols)
         keys = pa.table({
-            "hash": content_hashes(t.column("content"), self.opts.ignore_whitespace),
+            "hash": content_hashes(t.column("content"), self.opts.ignore_whitespace,
+                                   self.opts.variables),
             "id": t.column("id"), "repo_name": t.column("repo_name"), "path": t.column("path"),
             "part": pa.array(np.full(t.num_rows, self.keys.index(key), dtype=np.int32)),
             "pos": pa.array(np.arange(t.num_rows, dtype=np.int32)),

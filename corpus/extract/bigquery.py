@@ -16,10 +16,12 @@ prints or logs them. `BIGQUERY_EMULATOR_HOST` points the client at an emulator (
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import posixpath
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +53,9 @@ DEFAULT_MAX_BYTES = 1 << 40
 #: On-demand price per TiB scanned (US multi-region, 2024): only for the printed estimate.
 PRICE_PER_TIB = 6.25
 MARKER = "_corpus_export.json"
+#: what templates call the repos table, and the shape of a table id that may replace it
+PUBLIC_REPOS = "bigquery-public-data.github_repos.repos"
+TABLE_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9](?:\.[A-Za-z0-9_]{1,1024}){2}")
 FORMATS = {"parquet": ("PARQUET", "parquet", None), "json": ("JSON", "jsonl.gz", "GZIP")}
 
 
@@ -65,6 +70,9 @@ class BigQueryOptions:
     dataset: str = "corpus_extract"  # in the billing project, for the destination table
     location: str = "US"  # where github_repos lives; the dataset must be in the same place
     deadline_s: float = 60.0  # bounded retries of every API call
+    #: PROJECT.DATASET.TABLE read where a template names github_repos.repos (which
+    #: bigquery-public-data does not have: load a SEART export, or queries/bigquery_repos.sql)
+    repos_table: str | None = None
     labels: dict[str, str] = field(default_factory=lambda: {"tool": "corpus",
                                                             "stage": "extract"})
 
@@ -161,6 +169,12 @@ class BigQueryExtract:
             raise ConfigError("--max-bytes-billed must be positive")
         self.opts, self.say = opts, say
         self.tpl = template.load(opts.query)
+        if opts.repos_table is not None:
+            if not TABLE_ID.fullmatch(opts.repos_table):
+                raise ConfigError(f"--repos-table must be PROJECT.DATASET.TABLE, not "
+                                  f"{opts.repos_table!r}")
+            self.tpl = dataclasses.replace(self.tpl, sql=self.tpl.sql.replace(
+                f"`{PUBLIC_REPOS}`", f"`{opts.repos_table}`"))
         self.values = template.bind(self.tpl, opts.params)
         self.fingerprint = hashlib.sha256(json.dumps(
             {"sql": self.tpl.sql, "params": self.values, "format": opts.export_format},

@@ -23,12 +23,14 @@ from corpus import duck, schema
 from corpus.config_check import Size
 from corpus.errors import InputError
 from corpus.github import licenses, sources
+from corpus.github import repos as repo_list
 from corpus.github.blob import MAX_CONTENT_BYTES, MODE_SYMLINK, Blob, read_blob
 from corpus.github.names import escape
 from corpus.github.safeio import Unreadable, os_reason
 from corpus.io import DatasetDir
 from corpus.manifest import digest, merge_counts
 from corpus.stage import DocumentStats, Job, reason_counts
+from corpus.units import parse_size
 
 STAGE = "github-tables"
 CHUNKS = "_chunks"
@@ -60,6 +62,10 @@ class GithubTablesOptions:
         field(default_factory=list)
     chunk_bytes: Annotated[Size, Field(description="Work per task, by the sizes the "
                                        "distributions declare.")] = 64 * 1024 * 1024
+    repos: Annotated[str | None, Field(description=(
+        "A repository list, written as the repos table (stars, forks, is_fork, commits, "
+        "language, license, dates): a SEART GitHub Search export (.csv or .json) or a GitHub "
+        "API dump (JSON array or lines)."))] = None
 
 
 def discover(opts: GithubTablesOptions) -> list[sources.Repo]:
@@ -127,7 +133,11 @@ class GithubTablesJob(Job):
         self.config["sources"] = [escape(os.path.abspath(s)) for s in opts.sources]
         self.config["site_packages_dirs"] = [escape(os.path.abspath(s))
                                              for s in opts.site_packages_dirs]
-        self.input_hash = digest([r.identity for r in repos])
+        self.config["repos"] = escape(os.path.abspath(opts.repos)) if opts.repos else None
+        # read now: a bad list fails before any repository is walked
+        self.repos = repo_list.read(opts.repos) if opts.repos else None
+        self.input_hash = digest([r.identity for r in repos] + (
+            [repo_list.fingerprint(self.repos)] if self.repos is not None else []))
 
     def partitions(self, results: Mapping[str, Any] | None = None) -> list[str]:
         return [f"chunk-{i:05d}" for i in range(len(self.chunks))]
@@ -174,12 +184,13 @@ class GithubTablesJob(Job):
                     files[col].append(v)
                 blobs.setdefault(blob.id, blob)
         out = self.output
+        by_id = [blobs[i] for i in sorted(blobs)]
         written = [
             self._write(f"{CHUNKS}/files/{key}.parquet", files, schema.FILES),
-            self._write(f"{CHUNKS}/blobs/{key}.parquet", {
-                "id": [b.id for b in blobs.values()], "size": [b.size for b in blobs.values()],
-                "content": [b.content for b in blobs.values()],
-                "binary": [b.binary for b in blobs.values()]}, BLOBS),
+            self._write(f"{CHUNKS}/blobs/{key}.parquet", {  # by id: ranges read few groups
+                "id": [b.id for b in by_id], "size": [b.size for b in by_id],
+                "content": [b.content for b in by_id],
+                "binary": [b.binary for b in by_id]}, BLOBS, TABLE_ROW_GROUP_BYTES),
             self._write(f"{CHUNKS}/licenses/{key}.parquet", lic_rows, schema.LICENSES),
         ]
         n_removed = len(removed["path"])
@@ -196,10 +207,12 @@ class GithubTablesJob(Job):
             "files": [rel for rel, _ in written],
         }
 
-    def _write(self, rel: str, cols: dict[str, list[Any]], columns) -> tuple[str, int]:
+    def _write(self, rel: str, cols: dict[str, list[Any]], columns,
+               row_group_bytes: int | None = None) -> tuple[str, int]:
         arrow = schema.arrow_schema(columns)
         table = pa.table({c.name: pa.array(cols[c.name], c.arrow) for c in columns}, schema=arrow)
-        return rel, self.output.write_parquet(rel, table, arrow)
+        extra = {"row_group_bytes": row_group_bytes} if row_group_bytes else {}
+        return rel, self.output.write_parquet(rel, table, arrow, **extra)
 
     def finish(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Merge the chunks into the three tables (runs on a worker)."""
@@ -211,7 +224,8 @@ class GithubTablesJob(Job):
         readers = {  # each query runs when its table is written (one result at a time)
             "files": lambda: con.execute(f"SELECT * FROM {scan['files']} ORDER BY repo_name, "
                                          "path").to_arrow_reader(8192),
-            "contents": lambda: _contents(con, scan["files"], scan["blobs"]),
+            "contents": lambda: _contents(con, scan["files"], scan["blobs"], id_ranges(
+                sum(r.get("content_bytes", 0) for r in records))),
             "licenses": lambda: con.execute(f"SELECT * FROM {scan['licenses']} ORDER BY "
                                             "repo_name").to_arrow_reader(8192),
         }
@@ -226,23 +240,43 @@ class GithubTablesJob(Job):
         con.close()
         out.fs.rm(posixpath.join(out.path, CHUNKS), recursive=True)
         unlicensed = sorted(n for r in records for n in r.get("unlicensed", []))
+        extra = {}
+        if self.repos is not None:
+            nbytes = out.write_parquet("repos.parquet", self.repos, self.repos.schema)
+            tables["repos"] = {"rows": self.repos.num_rows, "bytes": nbytes}
+            walked = {n for r in records for n in r.get("repos", [])}
+            listed = set(self.repos.column("repo_name").to_pylist())
+            # worth knowing, not an error: an export usually lists more than was cloned
+            extra["repos_listed"] = {"walked": len(walked & listed),
+                                     "not_walked": len(listed - walked),
+                                     "walked_not_listed": len(walked - listed)}
         return {"tables": tables, "repos": sum(len(r.get("repos", [])) for r in records),
-                "unlicensed_repos": unlicensed, "notes": merge_counts(records, "notes")}
+                "unlicensed_repos": unlicensed, "notes": merge_counts(records, "notes"),
+                **extra}
 
 
-def _contents(con: Any, files: str, blobs: str) -> Iterator[pa.RecordBatch]:
+def id_ranges(content_bytes: int) -> list[tuple[str, str | None]]:
+    """[lo, hi) ranges of blob ids (sha1 hex: uniform) small enough that sorting one range's
+    contents fits in a quarter of MERGE_MEMORY (DuckDB's sort of long strings does not spill
+    reliably: the whole of site-packages, ~1 GB, ran out of 512 MB in one sort)."""
+    n = max(1, min(4096, -(-content_bytes * 4 // parse_size(MERGE_MEMORY))))
+    bounds = [f"{i * 65536 // n:04x}" for i in range(n)]
+    return [(lo, bounds[i + 1] if i + 1 < n else None) for i, lo in enumerate(bounds)]
+
+
+def _contents(con: Any, files: str, blobs: str, ranges: list[tuple[str, str | None]]
+              ) -> Iterator[pa.RecordBatch]:
     """The distinct blobs in id order, each with the number of files that hold it. DuckDB only
-    sorts (spilling past MERGE_MEMORY: a sort streams where DISTINCT ON or a join over the
-    contents would hold them); a blob held by several chunks comes once per chunk, with the
-    same bytes (its id is their hash), and the repeats are dropped here. The counts are read in
-    the same id order, so the k-th distinct blob is the k-th count."""
+    sorts, one id range at a time (each chunk's blobs are written in id order, so a range reads
+    only the row groups that overlap it); a blob held by several chunks comes once per chunk,
+    with the same bytes (its id is their hash), and the repeats are dropped here. The counts
+    are read in the same id order, so the k-th distinct blob is the k-th count."""
     counts = con.execute(f"SELECT id, count(*) AS copies FROM {files} GROUP BY id ORDER BY id"
                          ).fetch_arrow_table()
     ids, copies = counts.column("id").combine_chunks(), counts.column("copies")
     last: str | None = None
     pos = 0
-    for b in con.execute(f'SELECT id, size, content, "binary" FROM {blobs} ORDER BY id'
-                         ).to_arrow_reader(MERGE_BATCH_ROWS):
+    for b in _ranges_sorted(con, blobs, ranges):
         got = b.column("id").to_pylist()
         keep = [i for i, x in enumerate(got) if x != (got[i - 1] if i else last)]
         if not keep:
@@ -255,6 +289,14 @@ def _contents(con: Any, files: str, blobs: str) -> Iterator[pa.RecordBatch]:
         pos += b.num_rows
     if pos != len(ids):
         raise AssertionError(f"github-tables: {len(ids) - pos} files have no blob")
+
+
+def _ranges_sorted(con: Any, blobs: str, ranges: list[tuple[str, str | None]]
+                   ) -> Iterator[pa.RecordBatch]:
+    for lo, hi in ranges:
+        upper = f" AND id < '{hi}'" if hi else ""
+        yield from con.execute(f"SELECT id, size, content, \"binary\" FROM {blobs} WHERE id >= "
+                               f"'{lo}'{upper} ORDER BY id").to_arrow_reader(MERGE_BATCH_ROWS)
 
 
 def _read(path: str) -> tuple[Blob | None, str | None]:
@@ -279,7 +321,8 @@ KIND = "github-tables"
 OPTIONS = GithubTablesOptions
 NEEDS_INPUT = False  # a source: its folders are options
 READS: tuple[str, ...] = ()
-WRITES = tuple(dict.fromkeys(c.name for c in (*schema.FILES, *schema.CONTENTS, *schema.LICENSES)))
+WRITES = tuple(dict.fromkeys(c.name for c in (*schema.FILES, *schema.CONTENTS, *schema.LICENSES,
+                                               *schema.REPOS)))
 
 
 def make_job(opts: GithubTablesOptions, input: DatasetDir | None,

@@ -262,4 +262,16 @@ def summary(report: dict[str, Any], out_dir: str) -> str:
                 "documents"
     if "compare" in report and report["compare"]["chars_per_token"] is not None:
         line += f"; {report['compare']['tokenizer']}: {report['compare']['chars_per_token']:.2f}"
+    for who, r in [("", report), *([(f"{report['compare']['tokenizer']}: ", report["compare"])]
+                                   if "compare" in report else [])]:
+        if r.get("keywords"):
+            k = r["keywords"]
+            split = k["split_after_space"]
+            line += (f"\n  {who}Python keywords: {k['single_after_space']} of {k['keywords']} are "
+                     "one token after a space" + (f" (split: {', '.join(split)})" if split else ""))
+        if r.get("words"):
+            w = r["words"]
+            line += (f"\n  {who}{w['fertility']:.3f} tokens per word (fertility), "
+                     f"{w['continued_words']:.1%} of {w['words']:,} held-back words cut in two or "
+                     "more")
     return line

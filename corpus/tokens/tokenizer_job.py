@@ -30,7 +30,7 @@ from corpus.engine import Engine
 from corpus.errors import InputError
 from corpus.io import MANIFEST, DatasetDir
 from corpus.stage import WORK_DIR, MapJob
-from corpus.tokens import bpe
+from corpus.tokens import bpe, checks
 
 STAGE = "tokenizer"
 FORMAT = "corpus-tokenizer/1"
@@ -63,10 +63,14 @@ def train_folder(d: DatasetDir, keys: list[str], opts: bpe.TokenizerOptions,
         raise InputError(f"{d.url} holds no documents with content to train on")
     report: dict[str, Any] = {
         "input": d.url, "input_hash": d.content_hash(keys), **counted,
-        "heldout_docs": len(heldout), "chars_per_token": bpe.chars_per_token(tok, heldout)}
+        "heldout_docs": len(heldout), "chars_per_token": bpe.chars_per_token(tok, heldout),
+        "keywords": checks.keyword_coverage(tok), "words": checks.word_stats(tok, heldout)}
     if compare:
+        other = bpe.load(compare)
         report["compare"] = {"tokenizer": compare,
-                             "chars_per_token": bpe.chars_per_token(bpe.load(compare), heldout)}
+                             "chars_per_token": bpe.chars_per_token(other, heldout),
+                             "keywords": checks.keyword_coverage(other),
+                             "words": checks.word_stats(other, heldout)}
     return bpe.folder_files(tok, opts, report), seconds
 
 
