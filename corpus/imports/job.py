@@ -23,8 +23,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from corpus import languages, schema
+from corpus.errors import ConfigError
 from corpus.imports import read
-from corpus.io import DatasetDir
+from corpus.io import DatasetDir, url_to_fs
 from corpus.manifest import digest
 from corpus.stage import Job, write_documents
 
@@ -39,6 +40,8 @@ USUAL: dict[str, tuple[str, ...]] = {
     "license": ("license", "licenses", "max_stars_repo_licenses", "meta.license"),
     "language": ("language", "lang", "meta.language"),
 }
+#: document columns the import computes itself
+COMPUTED = {"id", "size"}
 BATCH_BYTES = 32 << 20
 
 
@@ -75,13 +78,14 @@ class ImportJob(Job):
     stage = STAGE
 
     def __init__(self, opts: ImportOptions, output: DatasetDir):
-        unknown = sorted(set(opts.columns) - {c.name for c in schema.RAW} - {"id", "size"})
-        if unknown or {"id", "size"} & set(opts.columns):
-            from corpus.errors import ConfigError
-            raise ConfigError(
-                f"columns: {', '.join(unknown) or 'id, size'}: " + (
-                    "not a document column (content, repo_name, path, copies, license, "
-                    "language)" if unknown else "computed from the content, never imported"))
+        computed = sorted(set(opts.columns) & COMPUTED)
+        if computed:
+            raise ConfigError(f"columns: {', '.join(computed)}: computed from the content, "
+                              "never imported")
+        unknown = sorted(set(opts.columns) - set(USUAL))
+        if unknown:
+            raise ConfigError(f"columns: {', '.join(unknown)}: not a document column "
+                              f"({', '.join(USUAL)})")
         self.opts, self.output = opts, output
         self.files = read.files(opts.source)
         #: each file as the manifest names it: relative to the folder they share
@@ -90,9 +94,10 @@ class ImportJob(Job):
         self.names = [posixpath.relpath(f, base) for f in self.files]
         self.config = {"source": opts.source, "columns": dict(sorted(opts.columns.items())),
                        "where": {k: sorted(v) for k, v in sorted(opts.where.items())}}
-        fs, _ = read.url_to_fs(self.files[0])
-        self.input_hash = digest([(p, fs.info(p).get("size"), str(fs.info(p).get("mtime")))
-                                  for p in self.files])
+        fs, _ = url_to_fs(self.files[0])
+        infos = [fs.info(p) for p in self.files]
+        self.input_hash = digest([(p, i.get("size"), str(i.get("mtime")))
+                                  for p, i in zip(self.files, infos, strict=True)])
         self.input_url = opts.source
         self.out_schema = schema.arrow_schema(schema.RAW)
 
